@@ -1,0 +1,1 @@
+"""Pure compliance rules, the attempt ledger interface and its SQLite and PostgreSQL implementations."""

@@ -1,0 +1,1 @@
+"""One module per `dialer` subcommand, each exposing register(subparsers)."""

@@ -1,0 +1,107 @@
+"""The switch's configuration: one YAML file composed of each package's validated sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from compliance.settings import CampaignCompliance
+from dialer.config_loader import ConfigError, load_model
+from pacing.settings import PacingSettings
+from sip.settings import RtpSettings, SipSettings, TrunkSettings
+
+__all__ = ["ConfigError", "DialerConfig", "load_config"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeSettings(Frozen):
+    name: str = Field("node1", min_length=1, description="node name, shown in CDRs and logs")
+    database: str = Field(
+        "sqlite:///var/dialer.db",
+        description="sqlite:///PATH (embedded default, relative to the working directory) or postgresql://DSN",
+    )
+    recordings_dir: Path = Field(Path("var/recordings"), description="where call recordings are written")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, seconds")
+
+
+class ApiSettings(Frozen):
+    bind_host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="HTTP API port; 0 picks a free port")
+    token: str = Field(..., min_length=16, description="bearer token every API request must carry")
+
+
+class MetricsSettings(Frozen):
+    bind_host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535, description="Prometheus exposition port; 0 picks a free port")
+
+
+class AgentSettings(Frozen):
+    id: str = Field(..., min_length=1, description="agent id used by the API")
+    uri: str | None = Field(None, description="SIP URI the engine calls at login; omit to call the registered contact")
+    username: str | None = Field(None, description="registrar username for the agent's softphone")
+    password: str | None = Field(None, description="registrar digest password")
+
+
+class RetryRule(Frozen):
+    retry_after_s: float | None = Field(..., ge=0, description="wait before the next attempt, seconds; null: never retry")
+
+
+class RetrySettings(Frozen):
+    busy: RetryRule = RetryRule(retry_after_s=600)
+    no_answer: RetryRule = RetryRule(retry_after_s=7200)
+    congestion: RetryRule = RetryRule(retry_after_s=300)
+    failed: RetryRule = RetryRule(retry_after_s=1800)
+    abandoned: RetryRule = RetryRule(retry_after_s=86400)
+    max_attempts: int = Field(5, ge=1, description="attempts per lead before it is closed")
+
+
+class CampaignSettings(Frozen):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    caller_id: str = Field(..., description="E.164 number presented as caller ID; must be registered")
+    trunks: tuple[str, ...] = Field(..., min_length=1, description="trunk names, tried in order")
+    agents: tuple[str, ...] = Field((), description="agent ids working this campaign; empty: all agents")
+    priority: int = Field(0, description="higher dials first when campaigns share agents")
+    ring_timeout_s: float = Field(25.0, gt=0, description="CANCEL an unanswered call after this long, seconds")
+    connect_limit_s: float = Field(2.0, gt=0, description="answered call must reach an agent within this, seconds")
+    wrap_up_s: float = Field(10.0, ge=0, description="agent wrap-up after each call, seconds")
+    announcement: Path | None = Field(None, description="WAV played to an answered call no agent could take")
+    compliance: CampaignCompliance = CampaignCompliance()
+    pacing: PacingSettings = PacingSettings()
+    retry: RetrySettings = RetrySettings()
+
+
+class DialerConfig(Frozen):
+    node: NodeSettings = NodeSettings()
+    api: ApiSettings
+    metrics: MetricsSettings = MetricsSettings()
+    sip: SipSettings = SipSettings()
+    rtp: RtpSettings = RtpSettings()
+    trunks: tuple[TrunkSettings, ...] = ()
+    agents: tuple[AgentSettings, ...] = ()
+    campaigns: tuple[CampaignSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "DialerConfig":
+        trunk_names = {t.name for t in self.trunks}
+        agent_ids = {a.id for a in self.agents}
+        problems = []
+        for index, campaign in enumerate(self.campaigns):
+            for trunk in campaign.trunks:
+                if trunk not in trunk_names:
+                    problems.append(f"campaigns.{index}.trunks: unknown trunk {trunk!r}")
+            for agent in campaign.agents:
+                if agent not in agent_ids:
+                    problems.append(f"campaigns.{index}.agents: unknown agent {agent!r}")
+        if len({c.name for c in self.campaigns}) != len(self.campaigns):
+            problems.append("campaigns: campaign names must be unique")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def load_config(path: Path | str) -> DialerConfig:
+    return load_model(path, DialerConfig)

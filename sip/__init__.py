@@ -1,0 +1,1 @@
+"""Our SIP and media stack: sans-I/O state machines (messages, transactions, dialogs) and a thin asyncio layer."""
