@@ -1,21 +1,20 @@
-"""`dialer` command line: each subcommand lives in dialer/commands/<name>.py with register(subparsers)."""
+"""`dialer` command line: every module in dialer/commands/ registers its subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-COMMAND_MODULES = (
-    "dialer.commands.config_cmd",
-)
+import dialer.commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dialer", description="SIP softswitch and predictive dialer engine")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in sorted(pkgutil.iter_modules(dialer.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"dialer.commands.{module.name}").register(subparsers)
     return parser
 
 
