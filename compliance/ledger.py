@@ -233,6 +233,21 @@ def next_number_state(state: tuple | None, outcome: str, sip_code: int | None, a
     return refusals, last_refusal_us, invalid_us, last_abandon_us
 
 
+async def settle_batch(batch: list, work) -> None:
+    """Run `await work(requests)` for a batch of (request, future) and resolve every future with its result,
+    or with the exception if the batch failed."""
+    try:
+        results = await work([request for request, _ in batch])
+    except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+        return
+    for (_, future), result in zip(batch, results):
+        if not future.done():
+            future.set_result(result)
+
+
 def sqlite_path(dsn: str) -> str:
     """'sqlite:///var/demo.db' -> 'var/demo.db'; 'sqlite:////abs.db' -> '/abs.db'; a bare path is kept."""
     if dsn.startswith("sqlite:///"):

@@ -29,6 +29,7 @@ from compliance.ledger import (
     history_from_rows,
     next_number_state,
     outcome_state_update,
+    settle_batch,
     to_us,
 )
 from compliance.rules import CallerIdRecord, ConsentRecord, DncEntry, History, Verdict, decide
@@ -203,17 +204,7 @@ class PostgresLedger(Ledger):
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch = self._take_batch()
-                try:
-                    results = await self._reserve_batch([r for r, _ in batch])
-                except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results):
-                    if not future.done():
-                        future.set_result(result)
+                await settle_batch(self._take_batch(), self._reserve_batch)
         finally:
             self._drainers -= 1
 

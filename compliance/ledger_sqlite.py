@@ -28,6 +28,7 @@ from compliance.ledger import (
     history_from_rows,
     next_number_state,
     outcome_state_update,
+    settle_batch,
     to_us,
 )
 from compliance.rules import CallerIdRecord, ConsentRecord, DncEntry, History, Verdict, decide
@@ -101,16 +102,7 @@ class SqliteLedger(Ledger):
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                results = await self._run(self._reserve_batch, [r for r, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results):
-                if not future.done():
-                    future.set_result(result)
+            await settle_batch(batch, lambda requests: self._run(self._reserve_batch, requests))
 
     def _reserve_batch(self, requests: list[ReserveRequest]) -> list[AttemptRef]:
         db = self._db
