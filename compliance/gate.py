@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from compliance.ledger import Ledger, ReserveRequest, open_ledger
 from compliance.numbers import InvalidNumber, ParsedNumber, normalize
-from compliance.packs import RulePack
+from compliance.packs import PACKS_DIR, RulePack, load_pack
 from compliance.reasons import Reason
 from compliance.rules import Verdict, abandon_cap_active, caller_id_reason
+from compliance.settings import CampaignCompliance, effective_rules
 
 __all__ = ["CampaignContext", "Decision", "Gate"]
 
@@ -19,6 +21,13 @@ class CampaignContext:
     name: str
     caller_id: str
     rules: RulePack  # effective: the pack with the campaign's tightening applied
+
+    @classmethod
+    def from_settings(
+        cls, name: str, caller_id: str, compliance: CampaignCompliance, packs_dir: Path = PACKS_DIR
+    ) -> "CampaignContext":
+        """Load the campaign's pack and apply its tightening (UnknownPack, PackError, LooseningError on bad config)."""
+        return cls(name, caller_id, effective_rules(load_pack(compliance.rule_pack, packs_dir), compliance))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Times are stored as integer microseconds since the epoch (UTC) so both backends 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from compliance.audit import GENESIS, AuditRow, canonical_json, chain_of, row_hash
@@ -140,7 +140,7 @@ def audit_row(
         inputs=canonical_json(inputs),
         prev_hash=prev,
     )
-    return AuditRow(**{**row.as_dict(), "hash": row_hash(row)})
+    return replace(row, hash=row_hash(row))
 
 
 def decision_inputs(request: ReserveRequest, verdict: Verdict) -> dict:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compliance.packs import Caps, CallingWindow, HolidayRule, RulePack
+from compliance.packs import Caps, CallingWindow, HolidayRule, PackError, RulePack, UnknownPack, load_pack
 
 __all__ = ["CampaignCompliance", "LooseningError", "effective_rules"]
 
@@ -27,8 +27,17 @@ class CampaignCompliance(BaseModel):
     min_ring_s: float | None = Field(None, gt=0, description="ring longer before giving up, seconds")
     recording_retention_days: int | None = Field(None, ge=0, description="keep recordings longer, days")
 
+    @model_validator(mode="after")
+    def _pack_exists_and_is_only_tightened(self) -> "CampaignCompliance":
+        # Surfaces an unknown pack or a loosening override when the config is loaded, with its key path.
+        try:
+            effective_rules(load_pack(self.rule_pack), self)
+        except (UnknownPack, PackError) as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
-class LooseningError(ValueError):
+
+class LooseningError(ValueError):  # a ValueError, so pydantic reports it under the config key path
     """A campaign override that would loosen its rule pack."""
 
 
