@@ -64,7 +64,9 @@ class Gate:
         return cls(await open_ledger(dsn, pool_size=pool_size))
 
     @staticmethod
-    def _request(number: str, campaign: CampaignContext, now: datetime) -> ReserveRequest:
+    def _request(number: str | ParsedNumber, campaign: CampaignContext, now: datetime) -> ReserveRequest:
+        if isinstance(number, ParsedNumber):  # a lead's number, parsed once at import with its zones stored
+            return ReserveRequest(number.e164, number, campaign.name, campaign.caller_id, campaign.rules, now)
         return ReserveRequest(number, _parse(number), campaign.name, campaign.caller_id, campaign.rules, now)
 
     @staticmethod
@@ -72,12 +74,14 @@ class Gate:
         rules = campaign.rules
         return Decision(verdict.allowed, verdict.reason, verdict.next_allowed_at, rules.name, rules.version, attempt_id)
 
-    async def reserve(self, number: str, campaign: CampaignContext, now: datetime) -> Decision:
-        """Check and record the attempt atomically; the decision is audited either way."""
+    async def reserve(self, number: str | ParsedNumber, campaign: CampaignContext, now: datetime) -> Decision:
+        """Check and record the attempt atomically; the decision is audited either way.
+
+        number: raw text (parsed here; unparseable -> invalid_number) or a ParsedNumber stored with the lead."""
         ref = await self.ledger.reserve(self._request(number, campaign, now))
         return self._decision(campaign, ref.verdict, ref.attempt_id)
 
-    async def check(self, number: str, campaign: CampaignContext, now: datetime) -> Decision:
+    async def check(self, number: str | ParsedNumber, campaign: CampaignContext, now: datetime) -> Decision:
         """Dry run: the decision reserve would take now, recording nothing."""
         verdict = await self.ledger.check(self._request(number, campaign, now))
         return self._decision(campaign, verdict, None)

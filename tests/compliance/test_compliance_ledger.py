@@ -170,3 +170,15 @@ async def test_audit_verify_detects_edited_and_deleted_rows(gate, ledger, sql, e
     await tamper(ledger, sql)
     problems = verify_rows(await ledger.audit_rows(), await ledger.audit_heads())
     assert any(expected in p for p in problems), problems
+
+
+async def test_reserve_accepts_a_number_parsed_at_lead_import(gate, ledger):
+    from compliance.numbers import normalize
+
+    parsed = normalize(US_NUMBER)
+    first = await gate.reserve(parsed, us_campaign(), NOON_NY)
+    assert first.allowed
+    for minute in (1, 2):
+        await gate.reserve(US_NUMBER, us_campaign(), NOON_NY + timedelta(minutes=minute))
+    capped = await gate.check(parsed, us_campaign(), NOON_NY + timedelta(minutes=3))
+    assert capped.reason is Reason.frequency_cap and capped.next_allowed_at == NOON_NY + timedelta(hours=24)
