@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS audit_heads (chain INTEGER PRIMARY KEY, seq INTEGER N
 """
 
 AUDIT_COLUMNS = "chain, seq, at_us, kind, number, campaign, allowed, reason, pack, pack_version, attempt_id, inputs, prev_hash, hash"
+INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({','.join('?' * 14)})"
+UPSERT_HEAD = (
+    "INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?) "
+    "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+)
 
 
 class SqliteLedger(Ledger):
@@ -108,7 +113,10 @@ class SqliteLedger(Ledger):
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._reserve_one(db, request) for request in requests]
+            # The write lock is held for the whole batch, so chain heads can be kept here and written once.
+            heads: dict[int, tuple[int, str]] = {}
+            results = [self._reserve_one(db, request, heads) for request in requests]
+            db.executemany(UPSERT_HEAD, [(chain, seq, digest) for chain, (seq, digest) in heads.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -147,7 +155,7 @@ class SqliteLedger(Ledger):
         history = self._history(db, request)
         return decide(request.number, request.rules, history, request.now, campaign=request.campaign)
 
-    def _reserve_one(self, db: sqlite3.Connection, request: ReserveRequest) -> AttemptRef:
+    def _reserve_one(self, db: sqlite3.Connection, request: ReserveRequest, heads: dict) -> AttemptRef:
         verdict = self._verdict(db, request)
         attempt_id = None
         number = request.number.e164 if request.number else request.raw
@@ -158,6 +166,7 @@ class SqliteLedger(Ledger):
             ).lastrowid
         self._append(
             db,
+            heads=heads,
             key=number,
             kind="reserve",
             at=request.now,
@@ -171,15 +180,18 @@ class SqliteLedger(Ledger):
         )
         return AttemptRef(attempt_id, verdict)
 
-    def _append(self, db: sqlite3.Connection, *, key: str, **fields) -> None:
-        head = db.execute("SELECT seq, hash FROM audit_heads WHERE chain = ?", (chain_of(key),)).fetchone()
+    def _append(self, db: sqlite3.Connection, *, key: str, heads: dict | None = None, **fields) -> None:
+        """Append to key's chain. With `heads` (a batch's), the head is read once, kept there, written by the caller."""
+        chain = chain_of(key)
+        head = heads.get(chain) if heads is not None else None
+        if head is None:
+            head = db.execute("SELECT seq, hash FROM audit_heads WHERE chain = ?", (chain,)).fetchone()
         row = audit_row(key=key, head=head, **fields)
-        db.execute(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({','.join('?' * 14)})", _audit_values(row))
-        db.execute(
-            "INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?) "
-            "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (row.chain, row.seq, row.hash),
-        )
+        db.execute(INSERT_AUDIT, _audit_values(row))
+        if heads is not None:
+            heads[chain] = (row.seq, row.hash)
+        else:
+            db.execute(UPSERT_HEAD, (row.chain, row.seq, row.hash))
 
     async def check(self, request: ReserveRequest) -> Verdict:
         return await self._run(self._verdict, self._db, request)
