@@ -1,88 +1,35 @@
-"""The pacing model the core feeds (snapshot and outcome events), owned by pacing.model.
-
-Until the pacing branch is merged the same shapes (from the agreed interfaces) are defined here;
-the ImportError branch goes away with that merge.
-"""
+"""The pacing model the core feeds (snapshot and outcome events) and the policy for a campaign."""
 
 from __future__ import annotations
 
-try:
-    from pacing.model import (
-        AgentView,
-        CallAbandoned,
-        CallAnswered,
-        CallConnected,
-        CallFailed,
-        CallLaunched,
-        CallView,
-        PacingPolicy,
-        Snapshot,
-        TalkEnded,
-        WrapUpEnded,
-    )
-except ImportError:  # pragma: no cover - transitional, see module docstring
-    from dataclasses import dataclass
-    from typing import Protocol
+from pacing import make_policy
+from pacing.model import (
+    AgentView,
+    CallAbandoned,
+    CallAnswered,
+    CallConnected,
+    CallFailed,
+    CallLaunched,
+    CallView,
+    PacingPolicy,
+    Snapshot,
+    TalkEnded,
+    WrapUpEnded,
+)
 
-    @dataclass(frozen=True, slots=True)
-    class AgentView:
-        agent_id: str
-        state: str
-        state_elapsed_s: float
+from dialer.config import CampaignSettings
 
-    @dataclass(frozen=True, slots=True)
-    class CallView:
-        call_id: str
-        ringing_elapsed_s: float
+DEFAULT_ABANDON_WINDOW_S = 30 * 86400.0
 
-    @dataclass(frozen=True, slots=True)
-    class Snapshot:
-        now: float
-        agents: tuple[AgentView, ...]
-        calls_in_flight: tuple[CallView, ...]
-        answered_waiting: int
-        free_trunk_channels: int
-        abandon_cap_active: bool
 
-    @dataclass(frozen=True, slots=True)
-    class CallLaunched:
-        at: float
+def campaign_policy(campaign: CampaignSettings, *, abandon_window_s: float = DEFAULT_ABANDON_WINDOW_S,
+                    seed: int = 0) -> PacingPolicy:
+    """The campaign's pacing policy; ``abandon_window_s`` is the rule pack's regulatory window."""
+    return make_policy(campaign.pacing, abandon_window_s=abandon_window_s, seed=seed,
+                       connect_limit_s=campaign.connect_limit_s)
 
-    @dataclass(frozen=True, slots=True)
-    class CallAnswered:
-        at: float
-        ring_s: float
-
-    @dataclass(frozen=True, slots=True)
-    class CallFailed:
-        at: float
-        ring_s: float
-        outcome: str
-
-    @dataclass(frozen=True, slots=True)
-    class CallConnected:
-        at: float
-        answer_to_bridge_s: float
-
-    @dataclass(frozen=True, slots=True)
-    class CallAbandoned:
-        at: float
-
-    @dataclass(frozen=True, slots=True)
-    class TalkEnded:
-        at: float
-        talk_s: float
-
-    @dataclass(frozen=True, slots=True)
-    class WrapUpEnded:
-        at: float
-        wrap_s: float
-
-    class PacingPolicy(Protocol):
-        def observe(self, event) -> None: ...
-        def decide(self, snapshot: Snapshot) -> int: ...
 
 __all__ = [
     "AgentView", "CallAbandoned", "CallAnswered", "CallConnected", "CallFailed", "CallLaunched", "CallView",
-    "PacingPolicy", "Snapshot", "TalkEnded", "WrapUpEnded",
+    "PacingPolicy", "Snapshot", "TalkEnded", "WrapUpEnded", "campaign_policy",
 ]

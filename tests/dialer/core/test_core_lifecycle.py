@@ -225,3 +225,19 @@ def test_time_cannot_go_backwards():
     h.send(ev.Tick(), at=5.0)
     with pytest.raises(ValueError):
         h.send(ev.Tick(), at=4.0)
+
+
+def test_real_progressive_policy_dials_one_line_per_ready_agent_counting_lines_in_flight():
+    from dialer.core import EngineCore
+    from dialer.core.pacer import campaign_policy
+    from pacing.settings import PacingSettings
+
+    settings = campaign(pacing=PacingSettings(mode="progressive"))
+    core = EngineCore([settings], [("t1", 30, 10.0)], campaign_policy)
+    for agent in ("a1", "a2", "a3"):
+        core.handle(ev.AgentLoggedIn(agent), 0.0)
+        core.handle(ev.AgentLegUp(agent), 0.0)
+    core.handle(ev.AgentPaused("a3"), 0.0)
+    [request] = of(ev.RequestLeads, core.handle(ev.CampaignStart("c1"), 0.0))
+    assert request.count == 2  # the paused agent is not counted
+    assert not of(ev.RequestLeads, core.handle(ev.Tick(), 1.0))  # two requests still pending
