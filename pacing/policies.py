@@ -145,6 +145,9 @@ class PredictivePolicy:
         waiting = snapshot.answered_waiting
         mean0 = answers.sum(0) + waiting - ready - free.sum(0)
         var0 = (answers * (1 - answers)).sum(0) + (free * (1 - free)).sum(0)
+        # beyond this many new calls the expected answers exceed every agent that could come free
+        enough = int(np.ceil((6.0 * np.sqrt(var0[-1] + 1.0) - mean0[-1]) / max(new_call[-1], 1e-3)))
+        max_new = min(max_new, max(enough, 1))
         n = np.arange(max_new + 1, dtype=float)[:, None]
         mean = mean0 + n * new_call
         sd = np.sqrt(var0 + n * (new_call * (1 - new_call))) + 1e-9
