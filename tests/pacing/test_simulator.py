@@ -1,5 +1,6 @@
 import pytest
 
+from dialer.simulate import run_simulation
 from pacing.settings import PacingSettings
 from pacing.simulator import (
     CallAnswered,
@@ -9,7 +10,6 @@ from pacing.simulator import (
     SimulationError,
     TalkFinished,
 )
-from tests.pacing.mini_engine import MiniEngine
 
 
 def _drain(world: SimulatedWorld, until: float):
@@ -85,7 +85,7 @@ def test_scenario_rejects_impossible_mix():
 
 def test_progressive_shift_never_abandons_and_report_is_consistent():
     scenario = Scenario(agents=5, hours=1, answer_rate=0.3)
-    report = MiniEngine(scenario, PacingSettings(mode="progressive"), seed=1).run()
+    report = run_simulation(scenario, PacingSettings(mode="progressive"), seed=1)
     assert report.abandons == 0
     assert report.answers > 50
     assert 0 < report.talk_utilization < report.occupancy <= 1
