@@ -1,0 +1,28 @@
+"""Engine storage: one `Store` interface, SQLite (embedded default) and PostgreSQL (several nodes) behind it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from dialer.storage.base import Store
+from dialer.storage.models import AddLeadsResult, Campaign, Cdr, Disposition, Lead, NewLead
+
+__all__ = ["AddLeadsResult", "Campaign", "Cdr", "Disposition", "Lead", "NewLead", "Store", "open_store"]
+
+
+async def open_store(dsn: str, *, node: str = "node1", busy_timeout_s: float = 5.0, pool_max_size: int = 10) -> Store:
+    """Open (and migrate to the latest schema) the store at `dsn`:
+    "sqlite:///relative/path.db", "sqlite:////absolute/path.db" or "postgresql://user@host:port/db"."""
+    scheme = urlsplit(dsn).scheme
+    if scheme == "sqlite":
+        from dialer.storage.sqlite import SqliteStore
+
+        path = dsn[len("sqlite:///"):] if dsn.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError(f"sqlite DSN must be sqlite:///PATH, got {dsn!r}")
+        return await SqliteStore.open(path, node=node, busy_timeout_s=busy_timeout_s)
+    if scheme in ("postgresql", "postgres"):
+        from dialer.storage.postgres import PostgresStore
+
+        return await PostgresStore.open(dsn, node=node, pool_max_size=pool_max_size)
+    raise ValueError(f"unsupported database {dsn!r}: use sqlite:///PATH or postgresql://...")
