@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dialer.config import ConfigError
-from dialer.storage import open_store
 from dialer.storage.export import FORMATS, write_cdrs
-from dialer.storage.options import add_database_options, database_from_args
+from dialer.storage.options import DatabaseUnavailable, add_database_options, database_from_args, with_store
 
 EXIT_UNUSABLE = 2
 
@@ -47,24 +46,34 @@ def run_export(args) -> int:
         print(exc, file=sys.stderr)
         return EXIT_UNUSABLE
 
-    async def export(stream) -> int:
-        store = await open_store(choice.dsn, node=choice.node)
-        try:
-            return await write_cdrs(store.export_cdrs(campaign=args.campaign, since=since), stream, args.format)
-        finally:
-            await store.close()
+    def export(stream) -> int:
+        return asyncio.run(with_store(
+            choice, lambda store: write_cdrs(store.export_cdrs(campaign=args.campaign, since=since), stream, args.format)
+        ))
 
-    if not args.output:
-        asyncio.run(export(sys.stdout))
-        return 0
-    target = Path(args.output)
-    handle, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    try:
+        if not args.output:
+            export(sys.stdout)
+            return 0
+        count = _export_to_file(Path(args.output), export)
+    except DatabaseUnavailable as exc:
+        print(f"dialer cdr export: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except OSError as exc:
+        print(f"dialer cdr export: --output: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(f"{count} CDRs written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _export_to_file(target: Path, export) -> int:
+    """Write to a temporary file beside the target and rename it, so a failed export never leaves half a file."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            count = asyncio.run(export(stream))
+            count = export(stream)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
         raise
-    print(f"{count} CDRs written to {target}", file=sys.stderr)
-    return 0
+    return count

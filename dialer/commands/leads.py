@@ -11,8 +11,13 @@ import phonenumbers
 
 from dialer.config import ConfigError
 from dialer.leads_csv import LeadFileError, import_leads, open_lead_file, region_of
-from dialer.storage import open_store
-from dialer.storage.options import DatabaseChoice, add_database_options, database_from_args
+from dialer.storage.options import (
+    DatabaseChoice,
+    DatabaseUnavailable,
+    add_database_options,
+    database_from_args,
+    with_store,
+)
 
 CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 EXIT_ROWS_REJECTED = 1
@@ -84,18 +89,17 @@ def run_import(args) -> int:
         print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
 
-    async def run():
-        store = await open_store(choice.dsn, node=choice.node)
-        try:
-            return await import_leads(store, campaign, stream, datetime.now(timezone.utc), default_region=region)
-        finally:
-            await store.close()
+    async def run(store):
+        return await import_leads(store, campaign, stream, datetime.now(timezone.utc), default_region=region)
 
     with stream:
         try:
-            summary = asyncio.run(run())
+            summary = asyncio.run(with_store(choice, run))
         except LeadFileError as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        except DatabaseUnavailable as exc:
+            print(f"dialer leads: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
     for error in summary.errors:
         print(f"{args.file}: {error}", file=sys.stderr)
@@ -109,13 +113,10 @@ def run_status(args) -> int:
         return resolved
     choice, campaign, _ = resolved
 
-    async def run() -> dict[str, int]:
-        store = await open_store(choice.dsn, node=choice.node)
-        try:
-            return await store.count_leads(campaign)
-        finally:
-            await store.close()
-
-    counts = asyncio.run(run())
+    try:
+        counts = asyncio.run(with_store(choice, lambda store: store.count_leads(campaign)))
+    except DatabaseUnavailable as exc:
+        print(f"dialer leads: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
     print(f"campaign {campaign}: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
     return 0

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from dialer.config import DialerConfig, NodeSettings, load_config
+from dialer.storage import Store, open_store
+
+Result = TypeVar("Result")
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be opened; the message names it (without its password) and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +43,23 @@ def database_from_args(args: argparse.Namespace) -> DatabaseChoice:
         return DatabaseChoice(config.node.database, config.node.name, config)
     defaults = NodeSettings()
     return DatabaseChoice(defaults.database, defaults.name, None)
+
+
+def without_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def with_store(choice: DatabaseChoice, action: Callable[[Store], Awaitable[Result]]) -> Result:
+    """Open the chosen store, run `action` on it, close it."""
+    try:
+        store = await open_store(choice.dsn, node=choice.node)
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise DatabaseUnavailable(f"database {without_password(choice.dsn)}: {exc}") from None
+    try:
+        return await action(store)
+    finally:
+        await store.close()

@@ -151,21 +151,22 @@ class SqliteStore(Store):
 
     # leads
     async def add_leads(self, campaign: str, leads: Iterable[NewLead], now: datetime) -> AddLeadsResult:
-        imported = duplicates = 0
         stamp = to_text(now)
+        rows = [
+            (campaign, lead.e164, lead.raw_number, json.dumps(list(lead.time_zones)), lead.priority,
+             json.dumps(lead.fields), stamp, stamp)
+            for lead in leads
+        ]
+        if not rows:
+            return AddLeadsResult(0, 0)
         async with self._write() as db:
-            for lead in leads:
-                cursor = await db.execute(
-                    "INSERT INTO leads (campaign, e164, raw_number, time_zones, priority, fields, next_attempt_at,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign, e164) DO NOTHING",
-                    (campaign, lead.e164, lead.raw_number, json.dumps(list(lead.time_zones)), lead.priority,
-                     json.dumps(lead.fields), stamp, stamp),
-                )
-                if cursor.rowcount == 1:
-                    imported += 1
-                else:
-                    duplicates += 1
-        return AddLeadsResult(imported, duplicates)
+            cursor = await db.executemany(
+                "INSERT INTO leads (campaign, e164, raw_number, time_zones, priority, fields, next_attempt_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign, e164) DO NOTHING",
+                rows,
+            )
+            imported = cursor.rowcount
+        return AddLeadsResult(imported, len(rows) - imported)
 
     async def get_lead(self, lead_id: int) -> Lead | None:
         rows = await self._read(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))

@@ -88,3 +88,11 @@ def test_output_file(db, tmp_path, capsys):
 def test_bad_since_is_a_clear_error(db, capsys):
     assert main(["cdr", "export", "--format", "csv", "--db", db, "--since", "yesterday"]) == 2
     assert "--since: 'yesterday' is not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_unreachable_database_and_bad_output_are_clear_errors(db, tmp_path, capsys):
+    assert main(["cdr", "export", "--format", "csv", "--db", "postgresql://u:secret@127.0.0.1:1/x"]) == 2
+    error = capsys.readouterr().err
+    assert "database postgresql://u:***@127.0.0.1:1/x:" in error and "secret" not in error
+    assert main(["cdr", "export", "--format", "csv", "--db", db, "--output", str(tmp_path / "no" / "dir.csv")]) == 2
+    assert "--output:" in capsys.readouterr().err

@@ -223,3 +223,11 @@ def test_config_supplies_database_campaigns_and_the_default_region(tmp_path, cap
     assert "'autumn' is not in" in capsys.readouterr().err
     assert main(["leads", "status", "--campaign", "spring", "--config", str(config)]) == 0
     assert "new 1, scheduled 0" in capsys.readouterr().out
+
+
+def test_unusable_database_is_a_clear_error(tmp_path, capsys):
+    path = write(tmp_path, "leads.csv", GOOD)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["leads", "import", path, "--campaign", "spring", "--db", f"sqlite:///{blocker}/x.db"]) == 2
+    assert f"database sqlite:///{blocker}/x.db:" in capsys.readouterr().err

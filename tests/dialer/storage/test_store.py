@@ -136,6 +136,8 @@ async def test_two_nodes_claiming_concurrently_never_claim_the_same_lead(open_te
         ids: list[int] = []
         while batch := await store.claim_leads("c", T0, 7):
             ids.extend(lead.id for lead in batch)
+            # a dial loop works between claims; without a pause SQLite's busy handler lets one writer starve the other
+            await asyncio.sleep(0.002)
         return ids
 
     results = await asyncio.gather(drain(node_a), drain(node_b), drain(node_a), drain(node_b))
