@@ -24,6 +24,10 @@ class NodeSettings(Frozen):
         "sqlite:///var/dialer.db",
         description="sqlite:///PATH (embedded default, relative to the working directory) or postgresql://DSN",
     )
+    database_busy_timeout_s: float = Field(
+        5.0, gt=0, description="SQLite: how long a writer waits for another's lock before failing, seconds"
+    )
+    database_pool_max_size: int = Field(10, ge=1, description="PostgreSQL: connections this node keeps at most")
     recordings_dir: Path = Field(Path("var/recordings"), description="where call recordings are written")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, seconds")
 

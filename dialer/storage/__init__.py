@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dialer.storage.base import Store
 from dialer.storage.models import AddLeadsResult, Campaign, Cdr, Disposition, Lead, NewLead
 
-__all__ = ["AddLeadsResult", "Campaign", "Cdr", "Disposition", "Lead", "NewLead", "Store", "open_store"]
+if TYPE_CHECKING:
+    from dialer.config import NodeSettings
+
+__all__ = [
+    "AddLeadsResult", "Campaign", "Cdr", "Disposition", "Lead", "NewLead", "Store", "open_node_store", "open_store",
+]
 
 
 async def open_store(dsn: str, *, node: str = "node1", busy_timeout_s: float = 5.0, pool_max_size: int = 10) -> Store:
@@ -26,3 +32,13 @@ async def open_store(dsn: str, *, node: str = "node1", busy_timeout_s: float = 5
 
         return await PostgresStore.open(dsn, node=node, pool_max_size=pool_max_size)
     raise ValueError(f"unsupported database {dsn!r}: use sqlite:///PATH or postgresql://...")
+
+
+async def open_node_store(settings: "NodeSettings", *, dsn: str | None = None, node: str | None = None) -> Store:
+    """The store a node's configuration describes (node.database and its tuning); dsn/node override them."""
+    return await open_store(
+        dsn or settings.database,
+        node=node or settings.name,
+        busy_timeout_s=settings.database_busy_timeout_s,
+        pool_max_size=settings.database_pool_max_size,
+    )

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from dialer.config import DialerConfig, NodeSettings, load_config
-from dialer.storage import Store, open_store
+from dialer.storage import Store, open_node_store
 
 Result = TypeVar("Result")
 
@@ -26,6 +26,10 @@ class DatabaseChoice:
     dsn: str
     node: str
     config: DialerConfig | None
+
+    @property
+    def settings(self) -> NodeSettings:
+        return self.config.node if self.config else NodeSettings()
 
 
 def add_database_options(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +60,7 @@ def without_password(dsn: str) -> str:
 async def with_store(choice: DatabaseChoice, action: Callable[[Store], Awaitable[Result]]) -> Result:
     """Open the chosen store, run `action` on it, close it."""
     try:
-        store = await open_store(choice.dsn, node=choice.node)
+        store = await open_node_store(choice.settings, dsn=choice.dsn, node=choice.node)
     except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise DatabaseUnavailable(f"database {without_password(choice.dsn)}: {exc}") from None
     try:
