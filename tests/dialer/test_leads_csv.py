@@ -4,6 +4,7 @@ re-import does not duplicate, nothing stored is lost."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -231,3 +232,21 @@ def test_unusable_database_is_a_clear_error(tmp_path, capsys):
     blocker.write_text("")
     assert main(["leads", "import", path, "--campaign", "spring", "--db", f"sqlite:///{blocker}/x.db"]) == 2
     assert f"database sqlite:///{blocker}/x.db:" in capsys.readouterr().err
+
+
+def test_crlf_nul_and_oversized_fields(tmp_path, db, capsys):
+    oversized = b"x" * (csv.field_size_limit() + 10)
+    content = (
+        b"number,name\r\n"
+        b"+12025550100,Ann\r\n"           # 2 good, CRLF line ends
+        b"+1202555\x000101,Nul\r\n"       # 3 a NUL inside the number
+        b"+12025550102,\"" + oversized + b"\"\r\n"  # 4 a field over the csv module's limit
+        b"+12025550103,Dan\r\n"           # 5 good after the oversized row
+    )
+    code = main(["leads", "import", write(tmp_path, "odd.csv", content), "--campaign", "spring", "--db", db])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line.split(": ", 1)[1] for line in captured.err.splitlines()]
+    assert errors[0] == "line 3: number: not a phone number"
+    assert errors[1].startswith("line 4: row: unreadable CSV: field larger than field limit")
+    assert sorted(stored(db)) == ["+12025550100", "+12025550103"]

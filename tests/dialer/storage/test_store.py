@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import dialer.storage.base
+import dialer.storage.migrations
 from dialer.storage import NewLead, Store, open_store
 from dialer.storage.migrations import LATEST_VERSION
 
@@ -229,3 +230,27 @@ async def test_agent_sessions_and_dispositions(store: Store):
     disposition = await store.get_disposition("call-1")
     assert (disposition.disposition, disposition.created_at) == ("callback", T0 + timedelta(seconds=20))
     assert await store.get_disposition("call-2") is None
+
+
+async def test_nodes_starting_together_apply_each_migration_once(store_dsn):
+    stores = await asyncio.gather(*(open_store(store_dsn, node=f"n{i}") for i in range(3)))
+    try:
+        assert [await s.schema_version() for s in stores] == [LATEST_VERSION] * 3
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_new_migration_step_is_applied_once_on_restart_and_keeps_data(store_dsn, open_test_store, monkeypatch):
+    first = await open_test_store()
+    await first.add_leads("c", leads("+12025550100"), T0)
+    await first.close()
+
+    added_step = (LATEST_VERSION + 1, ("CREATE TABLE migration_probe (id INTEGER PRIMARY KEY)",
+                                        "INSERT INTO migration_probe (id) VALUES (1)"))
+    monkeypatch.setattr(dialer.storage.migrations, "STEPS", dialer.storage.migrations.STEPS + (added_step,))
+    upgraded = await open_test_store()
+    assert await upgraded.schema_version() == LATEST_VERSION + 1
+    again = await open_test_store()  # the step must not run twice (its INSERT would hit the primary key)
+    assert await again.schema_version() == LATEST_VERSION + 1
+    assert (await again.count_leads("c"))["new"] == 1
