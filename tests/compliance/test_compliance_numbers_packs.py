@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from compliance.numbers import InvalidNumber, mask_number, normalize
+from compliance.packs import PackError, UnknownPack, known_packs, load_pack
+from compliance.reasons import PERMANENT, Reason, winning_reason
+from compliance.settings import CampaignCompliance, LooseningError, effective_rules
+
+
+def test_normalize_gives_e164_region_and_zones():
+    parsed = normalize("+86 138 1234 8000")
+    assert parsed.e164 == "+8613812348000" and parsed.region == "CN" and parsed.time_zones == ("Asia/Shanghai",)
+    assert normalize("(305) 555-0123", "US").e164 == "+13055550123"
+    assert len(normalize("+18005550100").time_zones) > 5  # toll-free spans every NANP zone
+
+
+@pytest.mark.parametrize("raw", ["", "hello", "+1202", "+999123456789", "12345"])
+def test_unparseable_or_invalid_numbers_raise_with_reason(raw):
+    with pytest.raises(InvalidNumber) as err:
+        normalize(raw)
+    assert err.value.reason
+
+
+def test_mask_hides_the_middle_digits():
+    assert mask_number("+8613812348000") == "+86138****8000"
+    assert mask_number("+12025550100") == "+12025****0100"
+    assert "5550" not in mask_number("+1 (202) 555-0100")
+
+
+def test_reason_precedence_puts_permanent_first_in_documented_order():
+    assert [r.value for r in Reason][:2] == ["ok", "invalid_number"]
+    assert winning_reason([Reason.frequency_cap, Reason.consent_expired, Reason.dnc]) is Reason.dnc
+    assert winning_reason([Reason.backoff, Reason.outside_calling_window]) is Reason.outside_calling_window
+    assert winning_reason([Reason.outside_calling_window, Reason.caller_id_unregistered]) is Reason.caller_id_unregistered
+    assert winning_reason([]) is Reason.ok
+    assert Reason.frequency_cap not in PERMANENT
+
+
+def test_shipped_packs_load_with_the_issue_defaults():
+    assert known_packs() == ["cn", "uk", "us"]
+    cn, us, uk = load_pack("cn"), load_pack("us"), load_pack("uk")
+    assert (cn.caps_per_number.rolling_24h, cn.caps_per_number.rolling_7d) == (2, 5)
+    assert cn.consent.required and cn.caller_id.marketing_flag_required and cn.refusals.block_after == 3
+    assert cn.recording_retention_days >= 182
+    florida = us.regional[0]
+    assert "+1305" in florida.prefixes and len(florida.prefixes) == 20 and str(florida.calling_window.end) == "20:00:00"
+    assert us.abandon.max_rate == 0.03 and us.abandon.window_s == 30 * 86400 and not us.consent.required
+    assert uk.abandon.recent_abandon_block_s == 72 * 3600 and uk.min_ring_s == 15 and uk.abandon.window_s == 86400
+
+
+def test_unknown_pack_lists_known_ones():
+    with pytest.raises(UnknownPack, match="unknown rule pack 'fr'.*cn, uk, us"):
+        load_pack("fr")
+
+
+def test_broken_pack_names_file_and_key(tmp_path: Path):
+    (tmp_path / "xx.yaml").write_text("name: xx\nversion: '1'\ncalling_window: {start: '21:00', end: '08:00'}\n")
+    with pytest.raises(PackError, match=r"xx.yaml: calling_window: .*before end"):
+        load_pack("xx", tmp_path)
+    (tmp_path / "yy.yaml").write_text("name: yy\nversion: '1'\ncalling_window: {start: '08:00', end: '21:00'}\nbogus: 1\n")
+    with pytest.raises(PackError, match="bogus"):
+        load_pack("yy", tmp_path)
+
+
+def test_campaign_tightening_applies_and_loosening_is_refused():
+    us = load_pack("us")
+    tight = effective_rules(
+        us,
+        CampaignCompliance(
+            rule_pack="us", calling_window={"start": "09:00", "end": "20:30"}, caps_per_number={"rolling_24h": 2},
+            consent_required=True, max_abandon_rate=0.02,
+        ),
+    )
+    assert str(tight.calling_window.start) == "09:00:00" and tight.caps_per_number.rolling_24h == 2
+    assert str(tight.regional[0].calling_window.end) == "20:00:00" and str(tight.regional[0].calling_window.start) == "09:00:00"
+    assert tight.consent.required and tight.abandon.max_rate == 0.02
+    with pytest.raises(LooseningError) as err:
+        effective_rules(
+            us,
+            CampaignCompliance(
+                rule_pack="us", calling_window={"start": "07:00", "end": "21:00"}, caps_per_number={"rolling_24h": 4},
+                max_abandon_rate=0.05,
+            ),
+        )
+    message = str(err.value)
+    assert "calling_window" in message and "rolling_24h 4" in message and "max_abandon_rate 0.05" in message
+    with pytest.raises(LooseningError, match="consent_required"):
+        effective_rules(load_pack("cn"), CampaignCompliance(rule_pack="cn", consent_required=False))
+    with pytest.raises(LooseningError, match="refusal_block_after"):
+        effective_rules(load_pack("cn"), CampaignCompliance(rule_pack="cn", refusal_block_after=5))
