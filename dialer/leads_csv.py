@@ -14,66 +14,25 @@ from pathlib import Path
 from typing import TextIO
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
-from phonenumbers import timezone as number_time_zones
+from phonenumbers import NumberParseException
 
+from compliance.numbers import InvalidNumber, ParsedNumber, normalize
 from dialer.storage import NewLead, Store
 
 NUMBER_COLUMN = "number"
 PRIORITY_COLUMN = "priority"
 IMPORT_BATCH_ROWS = 500
-UNKNOWN_TIME_ZONE = "Etc/Unknown"
-
-
-class InvalidNumber(ValueError):
-    """The reason a number cannot be dialled, worded for the person who wrote the lead list."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedNumber:
-    e164: str
-    region: str | None
-    time_zones: tuple[str, ...]
-
-
-_PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "no valid country code (write it as +CC... or pass --default-region)",
-    NumberParseException.NOT_A_NUMBER: "not a phone number",
-    NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
-    NumberParseException.TOO_SHORT_NSN: "too short",
-    NumberParseException.TOO_LONG: "too long",
-}
-_POSSIBLE_REASONS = {
-    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-    phonenumbers.ValidationResult.TOO_SHORT: "too short",
-    phonenumbers.ValidationResult.TOO_LONG: "too long",
-    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length for its country",
-}
 
 
 def normalize_number(raw: str, default_region: str | None = None) -> ParsedNumber:
-    """E.164 form, region and candidate time zones of a number; raises InvalidNumber.
-
-    The one place the dialer side parses numbers itself; it becomes compliance.numbers.normalize when that lands.
-    """
-    text = raw.strip()
-    if not text:
-        raise InvalidNumber("empty")
+    """compliance.numbers.normalize, with a hint for the commonest mistake in a lead list: national numbers
+    and no region to read them in."""
     try:
-        number = phonenumbers.parse(text, default_region)
-    except NumberParseException as exc:
-        raise InvalidNumber(_PARSE_REASONS.get(exc.error_type, "not a phone number")) from None
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible not in (phonenumbers.ValidationResult.IS_POSSIBLE, phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-        raise InvalidNumber(_POSSIBLE_REASONS.get(possible, "not a possible number"))
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidNumber("not a valid number for its country")
-    zones = tuple(z for z in number_time_zones.time_zones_for_number(number) if z != UNKNOWN_TIME_ZONE)
-    return ParsedNumber(
-        e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
-        region=phonenumbers.region_code_for_number(number),
-        time_zones=zones,
-    )
+        return normalize(raw, default_region)
+    except InvalidNumber as exc:
+        if default_region is None and "default region" in exc.reason:
+            raise InvalidNumber(f"{exc.reason} Write it as +CC... or pass --default-region.") from None
+        raise
 
 
 def region_of(e164: str) -> str | None:

@@ -9,8 +9,10 @@ from datetime import datetime, timezone
 
 import phonenumbers
 
+from compliance.numbers import mask_number
 from dialer.config import ConfigError
 from dialer.leads_csv import LeadFileError, import_leads, open_lead_file, region_of
+from dialer.storage.models import LEAD_STATUSES
 from dialer.storage.options import (
     DatabaseChoice,
     DatabaseUnavailable,
@@ -39,6 +41,13 @@ def register(subparsers) -> None:
     )
     add_database_options(importing)
     importing.set_defaults(handler=run_import)
+
+    listing = actions.add_parser("list", help="a campaign's leads (numbers masked)")
+    listing.add_argument("--campaign", required=True)
+    listing.add_argument("--status", choices=LEAD_STATUSES)
+    listing.add_argument("--limit", type=int, default=100, help="at most this many leads (default 100)")
+    add_database_options(listing)
+    listing.set_defaults(handler=run_list)
 
     status = actions.add_parser("status", help="a campaign's leads by status")
     status.add_argument("--campaign", required=True)
@@ -107,16 +116,35 @@ def run_import(args) -> int:
     return EXIT_ROWS_REJECTED if summary.errors else 0
 
 
-def run_status(args) -> int:
+def _query(args, query):
+    """Run query(store, campaign) on the chosen database; an int is an exit code after a reported problem."""
     resolved = _resolve(args)
     if isinstance(resolved, int):
         return resolved
     choice, campaign, _ = resolved
-
     try:
-        counts = asyncio.run(with_store(choice, lambda store: store.count_leads(campaign)))
+        return campaign, asyncio.run(with_store(choice, lambda store: query(store, campaign)))
     except DatabaseUnavailable as exc:
         print(f"dialer leads: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+
+
+def run_status(args) -> int:
+    answer = _query(args, lambda store, campaign: store.count_leads(campaign))
+    if isinstance(answer, int):
+        return answer
+    campaign, counts = answer
     print(f"campaign {campaign}: " + ", ".join(f"{status} {count}" for status, count in counts.items()))
+    return 0
+
+
+def run_list(args) -> int:
+    answer = _query(args, lambda store, campaign: store.list_leads(campaign, status=args.status, limit=args.limit))
+    if isinstance(answer, int):
+        return answer
+    _, leads = answer
+    print("id\tnumber\tstatus\tattempts\tnext_attempt_at\ttime_zones")
+    for lead in leads:
+        due = lead.next_attempt_at.isoformat() if lead.next_attempt_at else "-"
+        print(f"{lead.id}\t{mask_number(lead.e164)}\t{lead.status}\t{lead.attempts}\t{due}\t{','.join(lead.time_zones)}")
     return 0

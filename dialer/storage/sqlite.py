@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -75,6 +76,24 @@ def cdr_from_row(row: aiosqlite.Row) -> Cdr:
     return Cdr(**values)
 
 
+async def _switch_to_wal(connection: aiosqlite.Connection, busy_timeout_s: float) -> None:
+    """The switch needs the file to itself and SQLite does not wait for that (no busy handler), so nodes opening
+    a new file together retry until busy_timeout_s. WAL then stays set in the file."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_timeout_s
+    while True:
+        try:
+            async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
+                (mode,) = await cursor.fetchone()
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.01)
+    if mode.lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot use WAL journal mode here (SQLite kept {mode!r})")
+
+
 class SqliteStore(Store):
     def __init__(self, connection: aiosqlite.Connection, node: str):
         self._db = connection
@@ -89,7 +108,7 @@ class SqliteStore(Store):
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
             await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            await connection.execute("PRAGMA journal_mode = WAL")
+            await _switch_to_wal(connection, busy_timeout_s)
             await connection.execute("PRAGMA synchronous = FULL")
             store = cls(connection, node)
             await store._migrate()

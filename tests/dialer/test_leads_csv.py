@@ -29,16 +29,17 @@ def test_normalize_gives_e164_region_and_time_zones():
     [
         ("", None, "empty"),
         ("   ", "US", "empty"),
-        ("call me", "US", "not a phone number"),
-        ("2025550100", None, "no valid country code"),
-        ("+1202555010", None, "too short"),
-        ("+86138001380001234", None, "too long"),
-        ("+861380013800", None, "not a valid number"),
+        ("call me", "US", "cannot parse phone number"),
+        ("2025550100", None, "invalid default region. Write it as \\+CC... or pass --default-region"),
+        ("+1202555010", None, "not a valid phone number"),
+        ("+86138001380001234", None, "not a valid phone number"),
+        ("+861380013800", None, "not a valid phone number"),
     ],
 )
-def test_normalize_refuses_with_a_reason(raw, region, reason):
-    with pytest.raises(InvalidNumber, match=reason):
+def test_normalize_refuses_with_a_reason_and_a_masked_number(raw, region, reason):
+    with pytest.raises(InvalidNumber, match=reason) as refused:
         normalize_number(raw, region)
+    assert not any(digits in str(refused.value) for digits in ("5550100", "555010", "00138", "0013800"))
 
 
 def rows(text: str, region: str | None = None) -> list:
@@ -68,11 +69,11 @@ def test_each_bad_row_is_reported_by_line_and_column():
     result = rows(text)
     errors = [str(item) for item in result if isinstance(item, RowError)]
     assert errors == [
-        "line 4: number: not a phone number",
-        "line 5: number: empty",
+        "line 4: number: cannot parse phone number '****': The string supplied did not seem to be a phone number.",
+        "line 5: number: empty phone number",
         "line 6: priority: not an integer",
         "line 7: row: expected 3 columns as in the header, found 4",
-        "line 8: number: not a phone number",
+        "line 8: number: cannot parse phone number '+12025****0103': The string supplied did not seem to be a phone number.",
         "line 10: row: expected 3 columns as in the header, found 1",
     ]
     assert [lead.e164 for lead in result if not isinstance(lead, RowError)] == ["+12025550100", "+12025550105"]
@@ -160,11 +161,11 @@ def test_bad_rows_are_reported_good_rows_kept_and_stored_leads_untouched(tmp_pat
     captured = capsys.readouterr()
     assert code == 1
     assert [line.split(": ", 1)[1] for line in captured.err.splitlines()] == [
-        "line 4: number: too short",
+        "line 4: number: not a valid phone number: '+120****2555'",
         "line 5: name: not valid UTF-8 text",
         "line 6: number: not valid UTF-8 text",
         "line 7: row: expected 2 columns as in the header, found 3",
-        "line 8: number: empty",
+        "line 8: number: empty phone number",
     ]
     assert captured.out.strip().endswith("imported 2, duplicates 1, rejected 5")
     leads = stored(db)
@@ -247,6 +248,16 @@ def test_crlf_nul_and_oversized_fields(tmp_path, db, capsys):
     captured = capsys.readouterr()
     assert code == 1
     errors = [line.split(": ", 1)[1] for line in captured.err.splitlines()]
-    assert errors[0] == "line 3: number: not a phone number"
+    assert errors[0].startswith("line 3: number: cannot parse phone number")
     assert errors[1].startswith("line 4: row: unreadable CSV: field larger than field limit")
     assert sorted(stored(db)) == ["+12025550100", "+12025550103"]
+
+
+def test_list_shows_leads_with_masked_numbers(tmp_path, db, capsys):
+    assert main(["leads", "import", write(tmp_path, "leads.csv", GOOD), "--campaign", "spring", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["leads", "list", "--campaign", "spring", "--db", db, "--status", "new", "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t")[:3] == ["id", "number", "status"]
+    assert [line.split("\t")[1:3] for line in lines[1:]] == [["+12025****0100", "new"], ["+86138****8000", "new"]]
+    assert "2025550100" not in "".join(lines)
