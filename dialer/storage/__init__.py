@@ -16,7 +16,14 @@ __all__ = [
 ]
 
 
-async def open_store(dsn: str, *, node: str = "node1", busy_timeout_s: float = 5.0, pool_max_size: int = 10) -> Store:
+async def open_store(
+    dsn: str,
+    *,
+    node: str = "node1",
+    busy_timeout_s: float = 5.0,
+    pool_max_size: int = 10,
+    sqlite_synchronous: str = "NORMAL",
+) -> Store:
     """Open (and migrate to the latest schema) the store at `dsn`:
     "sqlite:///relative/path.db", "sqlite:////absolute/path.db" or "postgresql://user@host:port/db"."""
     scheme = urlsplit(dsn).scheme
@@ -26,7 +33,7 @@ async def open_store(dsn: str, *, node: str = "node1", busy_timeout_s: float = 5
         path = dsn[len("sqlite:///"):] if dsn.startswith("sqlite:///") else ""
         if not path:
             raise ValueError(f"sqlite DSN must be sqlite:///PATH, got {dsn!r}")
-        return await SqliteStore.open(path, node=node, busy_timeout_s=busy_timeout_s)
+        return await SqliteStore.open(path, node=node, busy_timeout_s=busy_timeout_s, synchronous=sqlite_synchronous)
     if scheme in ("postgresql", "postgres"):
         from dialer.storage.postgres import PostgresStore
 
@@ -41,4 +48,5 @@ async def open_node_store(settings: "NodeSettings", *, dsn: str | None = None, n
         node=node or settings.name,
         busy_timeout_s=settings.database_busy_timeout_s,
         pool_max_size=settings.database_pool_max_size,
+        sqlite_synchronous=settings.database_synchronous,
     )

@@ -253,3 +253,21 @@ async def test_a_new_migration_step_is_applied_once_on_restart_and_keeps_data(st
     again = await open_test_store()  # the step must not run twice (its INSERT would hit the primary key)
     assert await again.schema_version() == LATEST_VERSION + 1
     assert (await again.count_leads("c"))["new"] == 1
+
+
+async def test_sqlite_durability_setting_is_applied_and_checked(tmp_path):
+    from dialer.storage.sqlite import SqliteStore
+
+    full = await open_store(f"sqlite:///{tmp_path / 'full.db'}", sqlite_synchronous="FULL")
+    normal = await open_store(f"sqlite:///{tmp_path / 'normal.db'}")
+    try:
+        for store, expected in ((full, 2), (normal, 1)):  # SQLite reports FULL as 2, NORMAL as 1
+            async with store._db.execute("PRAGMA synchronous") as cursor:
+                assert (await cursor.fetchone())[0] == expected
+            async with store._db.execute("PRAGMA journal_mode") as cursor:
+                assert (await cursor.fetchone())[0] == "wal"
+    finally:
+        await full.close()
+        await normal.close()
+    with pytest.raises(ValueError, match="synchronous must be FULL or NORMAL"):
+        await SqliteStore.open(tmp_path / "off.db", node="n", synchronous="OFF")
