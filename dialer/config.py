@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +24,15 @@ class NodeSettings(Frozen):
     database: str = Field(
         "sqlite:///var/dialer.db",
         description="sqlite:///PATH (embedded default, relative to the working directory) or postgresql://DSN",
+    )
+    database_busy_timeout_s: float = Field(
+        5.0, gt=0, description="SQLite: how long a writer waits for another's lock before failing, seconds"
+    )
+    database_pool_max_size: int = Field(10, ge=1, description="PostgreSQL: connections this node keeps at most")
+    database_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite: NORMAL keeps every commit through kill -9 and OS restarts; FULL also through power "
+        "loss, at one fsync per commit",
     )
     recordings_dir: Path = Field(Path("var/recordings"), description="where call recordings are written")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, seconds")
