@@ -378,5 +378,26 @@ def error_response_for(data: bytes, error: SipParseError) -> Response | None:
 
 __all__ = [
     "Headers", "Message", "Request", "Response", "REASONS", "SIP_VERSION", "SipParseError", "StreamParser",
-    "error_response_for", "parse_message", "read_raw_head",
+    "error_response_for", "make_response", "parse_message", "read_raw_head",
 ]
+
+
+def make_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
+                  headers: Iterable[tuple[str, str]] = (), body: bytes = b"") -> Response:
+    """A response copying Via, From, To (adding our tag), Call-ID, CSeq and, for dialogs, Record-Route (8.2.6)."""
+    out = Headers()
+    for value in [v for n, v in request.headers if n == "Via"]:
+        out.add("Via", value)
+    out.add("From", request.headers.get("From", ""))
+    to = request.headers.get("To", "")
+    if to_tag and request.to.tag is None and status > 100:
+        to = f"{to};tag={to_tag}"
+    out.add("To", to)
+    out.add("Call-ID", request.headers.get("Call-ID", ""))
+    out.add("CSeq", request.headers.get("CSeq", ""))
+    if 100 < status < 300:
+        for value in [v for n, v in request.headers if n == "Record-Route"]:
+            out.add("Record-Route", value)
+    for name, value in headers:
+        out.add(name, value)
+    return Response(status, reason, out, body)
