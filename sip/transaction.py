@@ -343,12 +343,12 @@ class TransactionLayer:
     def find_server(self, request: Request) -> ServerTransaction | None:
         return self.servers.get(server_key(request))
 
-    def receive_response(self, response: Response, now: float) -> list[Action] | None:
-        """Actions of the matching client transaction, or None for a stray response (e.g. a 2xx retransmission)."""
+    def receive_response(self, response: Response, now: float) -> tuple[ClientTransaction, list[Action]] | None:
+        """The matching client transaction and its actions, or None for a stray response (2xx retransmission)."""
         tx = self.clients.get(client_key(response))
         if tx is None:
             return None
-        return self._reap(tx.feed(response, now))
+        return tx, self._reap(tx.feed(response, now))
 
     def receive_request(self, request: Request, remote: Address, now: float) -> tuple[ServerTransaction | None, list[Action], bool]:
         """(transaction, actions, is_new). An ACK to a 2xx has no transaction: (None, [], True)."""

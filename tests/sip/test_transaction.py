@@ -135,7 +135,7 @@ def test_layer_matches_responses_and_requests_by_branch_and_method() -> None:
     cancel_tx, _ = layer.send_request(cancel, UDP, 0.0)
     assert client is not cancel_tx
     delivered = layer.receive_response(response(cancel, 200), 0.1)
-    assert delivered is not None and delivered[0].transaction is cancel_tx
+    assert delivered is not None and delivered[0] is cancel_tx and delivered[1][0].transaction is cancel_tx
     assert layer.receive_response(response(request(branch="z9hG4bKother"), 200), 0.1) is None
     server, _, new = layer.receive_request(request(branch="z9hG4bKin"), UDP, 0.0)
     again, _, new_again = layer.receive_request(request(branch="z9hG4bKin"), UDP, 0.1)
