@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Frozen(BaseModel):
@@ -26,6 +26,35 @@ class RtpSettings(Frozen):
     port_min: int = Field(20000, ge=1024, le=65534, description="lowest RTP port (even)")
     port_max: int = Field(29999, ge=1025, le=65535, description="highest RTP port")
     inactivity_timeout_s: float = Field(30.0, gt=0, description="hang up a bridged call after this long without RTP, seconds")
+    advertised_host: str | None = Field(
+        None, description="address put in SDP c= lines (public address behind NAT); default: bind_host"
+    )
+    codecs: tuple[Literal["PCMU", "PCMA"], ...] = Field(
+        ("PCMU", "PCMA"), min_length=1, description="audio codecs offered, in order of preference"
+    )
+    telephone_event_pt: int = Field(101, ge=96, le=127, description="dynamic payload type offered for RFC 4733 DTMF")
+    ptime_ms: int = Field(20, ge=10, le=60, description="packetisation time of audio we send, milliseconds")
+    symmetric_rtp: bool = Field(
+        True, description="send to the source address of the first RTP packet received (callers behind NAT)"
+    )
+    inactivity_check_interval_s: float = Field(1.0, gt=0, description="how often RTP inactivity is checked, seconds")
+    recording_flush_interval_s: float = Field(
+        0.5, gt=0, le=1.0, description="recordings are written and their WAV header updated this often, seconds"
+    )
+    recording_jitter_s: float = Field(
+        0.2, ge=0, le=0.5, description="how late an RTP packet may arrive and still be placed in a recording, seconds"
+    )
+    dtmf_duration_ms: int = Field(100, ge=40, le=5000, description="default duration of DTMF digits we send, milliseconds")
+    relay_delay_buckets_s: tuple[float, ...] = Field(
+        (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05),
+        description="upper bounds of the per-leg relay processing delay histogram, seconds",
+    )
+
+    @model_validator(mode="after")
+    def _port_range_holds_a_pair(self) -> "RtpSettings":
+        if self.port_max - self.port_min < 1:
+            raise ValueError("port_max must be at least port_min + 1 (RTP on an even port, RTCP on the next)")
+        return self
 
 
 class TrunkSettings(Frozen):
