@@ -19,6 +19,18 @@ class SipSettings(Frozen):
     t2_ms: int = Field(4000, gt=0, description="RFC 3261 T2, max non-INVITE retransmit interval, milliseconds")
     t4_ms: int = Field(5000, gt=0, description="RFC 3261 T4, max time a message stays in the network, milliseconds")
     user_agent: str = Field("dialer", description="User-Agent and Server header value")
+    extra_bind_hosts: tuple[str, ...] = Field(
+        (), description="more addresses to listen on with the same port and transports (e.g. '::1' beside 127.0.0.1)"
+    )
+    realm: str = Field("dialer", min_length=1, description="digest realm agents' softphones authenticate in")
+    nonce_ttl_s: float = Field(300.0, gt=0, description="how long a registrar nonce stays valid, seconds")
+    register_min_expires_s: int = Field(60, ge=1, description="shortest registration accepted (423 below), seconds")
+    register_max_expires_s: int = Field(3600, ge=1, description="longest registration granted, seconds")
+    register_default_expires_s: int = Field(600, ge=1, description="registration granted when none is asked, seconds")
+    agent_ring_timeout_s: float = Field(30.0, gt=0, description="how long an agent's phone may ring, seconds")
+    tls_verify: bool = Field(True, description="verify trunk TLS certificates and host names")
+    tls_ca_file: str | None = Field(None, description="CA bundle for trunk TLS; default: the system store")
+    stop_grace_s: float = Field(2.0, ge=0, description="on stop, time left for BYE/CANCEL to be answered, seconds")
 
 
 class RtpSettings(Frozen):
@@ -68,3 +80,17 @@ class TrunkSettings(Frozen):
     max_channels: int = Field(30, ge=1, description="concurrent calls allowed on the trunk")
     max_cps: float = Field(10.0, gt=0, description="new calls per second allowed on the trunk")
     options_interval_s: float = Field(30.0, gt=0, description="OPTIONS health-check interval, seconds")
+    options_enabled: bool = Field(True, description="send OPTIONS health checks; a trunk that stops answering is skipped")
+    domain: str | None = Field(None, description="host part of the Request-URI and To; default: host")
+    outbound_proxy: str | None = Field(
+        None, description="'host[:port]' to send every request to while the Request-URI keeps the domain"
+    )
+    from_domain: str | None = Field(None, description="host part of From and P-Asserted-Identity; default: domain")
+    user_phone: bool = Field(True, description="add ;user=phone to telephone-number URIs")
+    p_asserted_identity: bool = Field(True, description="send P-Asserted-Identity with the campaign caller ID")
+    privacy: Literal["none", "id", "user", "header"] | None = Field(
+        None, description="Privacy header value (RFC 3323/3325); null: no header"
+    )
+    anonymous_from: bool = Field(False, description="present From as anonymous (caller ID only in P-Asserted-Identity)")
+    register_expires_s: int = Field(600, ge=60, description="registration lifetime asked of the trunk, seconds")
+    register_retry_s: float = Field(30.0, gt=0, description="wait before retrying a failed trunk registration, seconds")
