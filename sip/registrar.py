@@ -32,14 +32,14 @@ class Binding:
 class Registrar:
     def __init__(self, realm: str, credentials: dict[str, str], *, default_expires_s: int = 3600,
                  min_expires_s: int = 60, max_expires_s: int = 7200, nonce_ttl_s: float = 300.0,
-                 max_contacts: int = 10) -> None:
+                 max_contacts: int = 10, algorithms: tuple[str, ...] = ("SHA-256", "MD5")) -> None:
         self.realm = realm
         self.credentials = dict(credentials)
         self.default_expires_s = default_expires_s
         self.min_expires_s = min_expires_s
         self.max_expires_s = max_expires_s
         self.max_contacts = max_contacts
-        self.digest = DigestServer(realm, nonce_ttl_s=nonce_ttl_s)
+        self.digest = DigestServer(realm, nonce_ttl_s=nonce_ttl_s, algorithms=algorithms)
         self._bindings: dict[str, dict[str, Binding]] = {}
 
     def lookup(self, user: str, now: float) -> list[Binding]:

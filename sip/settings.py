@@ -27,6 +27,12 @@ class SipSettings(Frozen):
     register_min_expires_s: int = Field(60, ge=1, description="shortest registration accepted (423 below), seconds")
     register_max_expires_s: int = Field(3600, ge=1, description="longest registration granted, seconds")
     register_default_expires_s: int = Field(600, ge=1, description="registration granted when none is asked, seconds")
+    agents_behind_nat: bool = Field(
+        False, description="call agents at the address their REGISTER came from, not their Contact (NAT)"
+    )
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(
+        ("SHA-256", "MD5"), min_length=1, description="digest algorithms the registrar offers, preferred first"
+    )
     agent_ring_timeout_s: float = Field(30.0, gt=0, description="how long an agent's phone may ring, seconds")
     tls_verify: bool = Field(True, description="verify trunk TLS certificates and host names")
     tls_ca_file: str | None = Field(None, description="CA bundle for trunk TLS; default: the system store")

@@ -139,7 +139,7 @@ class Switch:
         self.registrar = Registrar(
             sip.realm, {a.username: a.password for a in self.agents.values() if a.username and a.password},
             default_expires_s=sip.register_default_expires_s, min_expires_s=sip.register_min_expires_s,
-            max_expires_s=sip.register_max_expires_s, nonce_ttl_s=sip.nonce_ttl_s)
+            max_expires_s=sip.register_max_expires_s, nonce_ttl_s=sip.nonce_ttl_s, algorithms=sip.digest_algorithms)
         self.calls: dict[str, Call] = {}
         self._announcements: dict[tuple[Path, str], Announcement] = {}
         endpoint.request_handler = self._on_request
@@ -380,8 +380,10 @@ class Switch:
         if not bindings:
             raise SwitchError(f"agent {agent.id!r} is not registered")
         binding = bindings[0]
-        # send where the REGISTER came from: the phone may sit behind NAT (RFC 5626-style symmetric response)
-        return str(binding.contact.uri), binding.source
+        if self.sip.agents_behind_nat:
+            return str(binding.contact.uri), binding.source  # where the REGISTER came from, through the NAT
+        uri = binding.contact.uri
+        return str(uri), uri_address(uri, binding.source)
 
     # ------------------------------------------------------------------ media operations
     async def bridge(self, a: Call, b: Call, recording_path: Path | None = None) -> None:

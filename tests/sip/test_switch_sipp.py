@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
-from sip.switch import Answered, EarlyMedia, Ended, Failed, Ringing, Switch
+from sip.switch import AgentCredentials, Answered, EarlyMedia, Ended, Failed, Ringing, Switch
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
 RTP = RtpSettings(port_min=50000, port_max=50999)
@@ -135,5 +135,62 @@ async def test_200_crossing_our_cancel_is_acked_and_byed(sipp) -> None:  # type:
         assert [type(e) for e in events] == [Ringing, Failed]
         assert events[-1].outcome == "no_answer"
         assert await peer.wait() == 0, peer.errors()  # SIPp saw our ACK and then our BYE
+    finally:
+        await switch.stop()
+
+
+@pytest.mark.parametrize(("password", "expected"), [("trunkpass", Answered), ("wrong", Failed)])
+async def test_carrier_digest_challenge_is_answered(sipp, password: str, expected: type) -> None:  # type: ignore[no-untyped-def]
+    peer = await sipp("uas_digest.xml")
+    switch = await start_switch(trunk("carrier", peer, username="trunkuser", password=password))
+    try:
+        call = await switch.originate("carrier", "+15551230008", "+15550009999", {}, ring_timeout_s=10)
+        events = await collect(call, until=(Answered, Failed))
+        assert isinstance(events[-1], expected)
+        if expected is Failed:
+            assert events[-1].sip_code == 403 and events[-1].outcome == "failed"
+        else:
+            await switch.hangup(call)
+            await collect(call)
+        assert await peer.wait() == 0, peer.errors()
+    finally:
+        await switch.stop()
+
+
+AGENT = AgentCredentials("agent7", None, "agent7", "s3cret")
+
+
+async def start_switch_with_agents(algorithms=("SHA-256", "MD5")) -> Switch:  # type: ignore[no-untyped-def]
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), t1_ms=100, t2_ms=800, t4_ms=1000,
+                      stop_grace_s=1.0, digest_algorithms=algorithms)
+    return await Switch.start(sip, RTP, [], [AGENT])
+
+
+@pytest.mark.parametrize(("password", "expect"), [("s3cret", "200"), ("guess", "401")])
+async def test_softphone_registers_with_digest(sipp, password: str, expect: str) -> None:  # type: ignore[no-untyped-def]
+    switch = await start_switch_with_agents(("MD5",))  # SIPp's client digest speaks MD5 only
+    try:
+        phone = await sipp("uac_register.xml", remote=f"127.0.0.1:{switch.local_port()}",
+                           keys={"user": "agent7", "password": password, "expect": expect, "contact_port": "5999"})
+        assert await phone.wait() == 0, phone.errors()
+        bindings = switch.registrar.lookup("agent7", switch.endpoint.now)
+        assert [b.contact.uri.port for b in bindings] == ([5999] if expect == "200" else [])
+    finally:
+        await switch.stop()
+
+
+async def test_registered_agent_is_called_at_its_contact(sipp) -> None:  # type: ignore[no-untyped-def]
+    switch = await start_switch_with_agents(("MD5",))
+    try:
+        softphone = await sipp("uas_answer.xml")
+        registration = await sipp("uac_register.xml", remote=f"127.0.0.1:{switch.local_port()}", keys={
+            "user": "agent7", "password": "s3cret", "expect": "200", "contact_port": str(softphone.port)})
+        assert await registration.wait() == 0, registration.errors()
+        agent = await switch.call_agent("agent7")
+        events = await collect(agent, until=Answered)
+        assert [type(e) for e in events] == [Ringing, Answered]
+        await switch.hangup(agent)
+        await collect(agent)
+        assert await softphone.wait() == 0, softphone.errors()
     finally:
         await switch.stop()
