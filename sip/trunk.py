@@ -218,13 +218,16 @@ class TrunkRuntime:
         while True:
             response = await self.register_once()
             if response is not None and 200 <= response.status < 300:
-                remaining = self.state.registered_until - self.endpoint.now
-                # refresh at half the lifetime, never later than 30 s before expiry
-                await asyncio.sleep(max(1.0, min(remaining / 2, remaining - 30)))
+                await asyncio.sleep(refresh_delay(self.state.registered_until - self.endpoint.now))
             else:
                 log.warning("trunk %s: registration failed (%s)", settings.name,
                             "timeout" if response is None else response.status)
                 await asyncio.sleep(settings.register_retry_s)
+
+
+def refresh_delay(remaining_s: float) -> float:
+    """Re-register at half the granted lifetime, and never later than 30 s before it runs out."""
+    return max(1.0, min(remaining_s / 2, remaining_s - 30))
 
 
 def _granted_expires(response: Response, asked: int) -> int:
