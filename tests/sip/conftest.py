@@ -47,7 +47,8 @@ class SippPeer:
     """One SIPp process running a scenario file, as UAS (waits for calls) or UAC (calls `remote`)."""
 
     def __init__(self, binary: str, scenario: str, workdir: Path, *, keys: dict[str, str] | None = None,
-                 remote: str | None = None, calls: int = 1, extra: tuple[str, ...] = ()) -> None:
+                 remote: str | None = None, calls: int = 1, extra: tuple[str, ...] = (), transport: str = "udp",
+                 host: str = "127.0.0.1") -> None:
         self.binary = binary
         self.scenario = SCENARIOS / scenario
         self.workdir = workdir
@@ -55,6 +56,8 @@ class SippPeer:
         self.remote = remote
         self.calls = calls
         self.extra = extra
+        self.transport = transport
+        self.host = host
         self.port = free_udp_port()
         self.process: asyncio.subprocess.Process | None = None
 
@@ -74,7 +77,8 @@ class SippPeer:
         return rendered
 
     async def start(self) -> SippPeer:
-        args = [self.binary, "-sf", str(self._scenario_file()), "-i", "127.0.0.1", "-p", str(self.port),
+        args = [self.binary, "-sf", str(self._scenario_file()), "-i", self.host, "-p", str(self.port),
+                "-t", "t1" if self.transport == "tcp" else "u1",
                 "-mp", str(free_media_base()), "-m", str(self.calls), "-nostdin", "-timeout", f"{SIPP_TIMEOUT_S}s",
                 "-timeout_error", "-trace_err", "-error_file", str(self.workdir / f"{self.scenario.stem}-{self.port}.err"),
                 "-trace_stat", "-stf", str(self.workdir / f"{self.scenario.stem}-{self.port}.csv"), *self.extra]
@@ -85,10 +89,22 @@ class SippPeer:
             stderr=asyncio.subprocess.PIPE, cwd=self.workdir)
         if self.remote is None:
             for _ in range(150):  # a UAS must be listening before we call it
-                if udp_port_in_use(self.port) or self.process.returncode is not None:
+                if self._listening() or self.process.returncode is not None:
                     break
                 await asyncio.sleep(0.02)
         return self
+
+    def _listening(self) -> bool:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        kind = socket.SOCK_STREAM if self.transport == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                return probe.connect_ex((self.host, self.port)) == 0
+            try:
+                probe.bind((self.host, self.port))
+            except OSError:
+                return True
+        return False
 
     async def wait(self, timeout: float = SIPP_TIMEOUT_S + 5) -> int:
         assert self.process is not None

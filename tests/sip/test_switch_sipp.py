@@ -15,11 +15,12 @@ RTP = RtpSettings(port_min=50000, port_max=50999)
 
 
 def trunk(name: str, peer, **overrides) -> TrunkSettings:  # type: ignore[no-untyped-def]
-    return TrunkSettings(name=name, host="127.0.0.1", port=peer.port, options_enabled=False, max_cps=100, **overrides)
+    settings = {"name": name, "host": "127.0.0.1", "port": peer.port, "options_enabled": False, "max_cps": 100}
+    return TrunkSettings(**(settings | overrides))
 
 
-async def start_switch(*trunks: TrunkSettings) -> Switch:
-    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), t1_ms=100, t2_ms=800, t4_ms=1000,
+async def start_switch(*trunks: TrunkSettings, host: str = "127.0.0.1") -> Switch:
+    sip = SipSettings(bind_host=host, port=0, transports=("udp", "tcp"), t1_ms=100, t2_ms=800, t4_ms=1000,
                       stop_grace_s=1.0)
     return await Switch.start(sip, RTP, list(trunks), [])
 
@@ -36,9 +37,10 @@ async def collect(call, until=(Failed, Ended), timeout: float = 15.0) -> list:  
     return events
 
 
-async def test_answer_then_we_hang_up(sipp) -> None:  # type: ignore[no-untyped-def]
-    peer = await sipp("uas_answer.xml")
-    switch = await start_switch(trunk("carrier", peer))
+@pytest.mark.parametrize(("transport", "host"), [("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("udp", "::1")])
+async def test_answer_then_we_hang_up(sipp, transport: str, host: str) -> None:  # type: ignore[no-untyped-def]
+    peer = await sipp("uas_answer.xml", transport=transport, host=host)
+    switch = await start_switch(trunk("carrier", peer, transport=transport, host=host), host=host)
     try:
         call = await switch.originate("carrier", "+15551230001", "+15550009999", {}, ring_timeout_s=10)
         events = await collect(call, until=Answered)
