@@ -7,18 +7,15 @@ import asyncio
 
 import pytest
 
-from sip.auth import DigestServer
 from sip.endpoint import SipEndpoint
-from sip.message import Request, make_response
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
 from sip.switch import Answered, Ended, Failed, Switch
 from sip.transaction import Timers
 from sip.trunk import TokenBucket, TrunkRuntime, TrunkState, outcome_for, refresh_delay
+from tests.sip.fake_carrier import Carrier
 
 FAST = Timers(0.02, 0.16, 0.2)
 RTP = RtpSettings(port_min=51000, port_max=51999)
-ANSWER_SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-              b"m=audio 39990 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 
 
 @pytest.mark.parametrize(("status", "outcome"), [
@@ -55,45 +52,6 @@ def test_caller_id_presentation() -> None:
     assert "anonymous@anonymous.invalid" in hidden_headers["From"]
     assert "+15550001111" in hidden_headers["P-Asserted-Identity"]
     assert plain.request_uri("+15551234567") == "sip:+15551234567@carrier.example;user=phone"
-
-
-class Carrier:
-    """A SIP peer on our own endpoint: challenges INVITE with 407 and REGISTER with 401, answers OPTIONS."""
-
-    def __init__(self, endpoint: SipEndpoint, password: str = "pw") -> None:
-        self.endpoint = endpoint
-        self.digest = DigestServer("carrier", algorithms=("SHA-256", "MD5"))
-        self.password = password
-        self.seen: list[Request] = []
-        self.silent = False
-        endpoint.request_handler = self.handle
-
-    def handle(self, request: Request, tx, source, local) -> None:  # type: ignore[no-untyped-def]
-        self.seen.append(request)
-        if self.silent:
-            return
-        now = self.endpoint.now
-        if request.method == "OPTIONS":
-            self.endpoint.respond(tx, make_response(request, 200, to_tag="c"))
-        elif request.method == "REGISTER":
-            if self.digest.verify(request, {"trunkuser": self.password}.get, now).ok:
-                ok = make_response(request, 200, to_tag="c")
-                ok.headers.add("Contact", f"{request.headers.get('Contact')};expires=90")
-                self.endpoint.respond(tx, ok)
-            else:
-                challenge = make_response(request, 401, to_tag="c")
-                for value in self.digest.challenges(now):
-                    challenge.headers.add("WWW-Authenticate", value)
-                self.endpoint.respond(tx, challenge)
-        elif request.method == "INVITE":
-            if self.digest.verify(request, {"trunkuser": self.password}.get, now, "Proxy-Authorization").ok:
-                self.endpoint.respond(tx, make_response(request, 200, to_tag="callee", body=ANSWER_SDP, headers=[
-                    ("Contact", f"<sip:callee@{local.hostport}>"), ("Content-Type", "application/sdp")]))
-            else:
-                challenge = make_response(request, 407, to_tag="c")
-                for value in self.digest.challenges(now):
-                    challenge.headers.add("Proxy-Authenticate", value)
-                self.endpoint.respond(tx, challenge)
 
 
 @pytest.fixture
