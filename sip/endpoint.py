@@ -71,8 +71,9 @@ class SipEndpoint:
     def now(self) -> float:
         return self.loop.time()
 
-    async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...]) -> None:
-        await self.transport.start(hosts, port, transports)
+    async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
+                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
+        await self.transport.start(hosts, port, transports, udp_buffer_bytes)
 
     async def close(self) -> None:
         for handle in [*self._tx_timer.values(), *(h.timer for h in self._sessions.values() if h.timer)]:

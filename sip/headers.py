@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -35,6 +36,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _VIA = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^\s;]+(?:\s*:\s*\d+)?)\s*(;.*)?", re.S)
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_name(name: str) -> str:
     lowered = name.lower()
     lowered = COMPACT_FORMS.get(lowered, lowered).lower()

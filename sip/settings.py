@@ -36,6 +36,9 @@ class SipSettings(Frozen):
     agent_ring_timeout_s: float = Field(30.0, gt=0, description="how long an agent's phone may ring, seconds")
     tls_verify: bool = Field(True, description="verify trunk TLS certificates and host names")
     tls_ca_file: str | None = Field(None, description="CA bundle for trunk TLS; default: the system store")
+    udp_buffer_bytes: int = Field(
+        4 * 1024 * 1024, ge=65536, description="receive/send buffer of SIP UDP sockets, bytes (capped by the kernel)"
+    )
     stop_grace_s: float = Field(2.0, ge=0, description="on stop, time left for BYE/CANCEL to be answered, seconds")
 
 

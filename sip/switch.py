@@ -155,7 +155,7 @@ class Switch:
                 context.verify_mode = ssl.CERT_NONE
             endpoint.transport.tls_context = context
         transports = tuple(t for t in sip.transports if t != "tls")
-        await endpoint.start((sip.bind_host, *sip.extra_bind_hosts), sip.port, transports)
+        await endpoint.start((sip.bind_host, *sip.extra_bind_hosts), sip.port, transports, sip.udp_buffer_bytes)
         switch = cls(sip, rtp, endpoint, MediaEngine(rtp), trunks, _agents(agents_credentials))
         for runtime in switch.runtimes.values():
             await runtime.start()

@@ -151,6 +151,16 @@ class _StreamProtocol(asyncio.Protocol):
             self.ready.set_exception(ConnectionError(str(exc)))
 
 
+def _grow_buffers(transport: asyncio.BaseTransport, size: int) -> None:
+    """Bursts of hundreds of calls a second overflow the default 200 kB UDP buffers; losses become retransmits."""
+    sock = transport.get_extra_info("socket")
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except (OSError, AttributeError):
+            log.info("could not set UDP buffer option %s to %d bytes", option, size)
+
+
 class TransportLayer:
     """All listening and client sockets of one SIP endpoint."""
 
@@ -163,14 +173,16 @@ class TransportLayer:
         self._connecting: dict[tuple[str, str, int], asyncio.Task[_StreamProtocol]] = {}
         self.locals: dict[tuple[str, int], LocalEnd] = {}  # (transport, family) -> our address
 
-    async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...]) -> None:
+    async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
+                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
         loop = asyncio.get_running_loop()
         for host in hosts:
             family = _family(host)
             chosen = port
             if "udp" in transports:
-                _, protocol = await loop.create_datagram_endpoint(
+                transport, protocol = await loop.create_datagram_endpoint(
                     lambda: _UdpProtocol(self.on_message), local_addr=(host, chosen), family=family)
+                _grow_buffers(transport, udp_buffer_bytes)
                 assert protocol.local is not None
                 self._udp[family] = protocol
                 self.locals[("udp", family)] = protocol.local

@@ -10,6 +10,7 @@ from sip.errors import SipParseError
 _PORT = re.compile(r"\d{1,5}")
 _HOST = re.compile(r"[A-Za-z0-9._\-]+")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_WHITESPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ def parse_uri(text: str) -> SipUri:
     scheme = scheme.lower()
     if not colon or scheme not in ("sip", "sips", "tel") or not rest:
         raise SipParseError(f"unsupported or malformed URI {text!r}")
-    if any(c.isspace() for c in text):
+    if _WHITESPACE.search(text):
         raise SipParseError(f"whitespace inside URI {text!r}")
     if scheme == "tel":
         number, _, params = rest.partition(";")
