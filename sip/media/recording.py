@@ -1,0 +1,179 @@
+"""Call recording to a stereo WAV (channel 0: leg A / callee, channel 1: leg B / agent), written as the call goes.
+
+The loop side (`feed`, called per RTP packet) only appends (position, packet) to a list. Every flush interval the
+lists are handed to one writer thread shared by all recordings, which decodes G.711 with numpy, places the samples
+by RTP timestamp (so jitter and reordering do not shift audio; lost packets leave silence), appends them to the file
+and rewrites the RIFF sizes: a crash loses at most flush interval + jitter allowance of audio, and the file on disk
+always opens with `wave`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sip.media import g711
+
+log = logging.getLogger(__name__)
+RATE = g711.SAMPLE_RATE
+CHANNELS = 2
+_REANCHOR_DRIFT_SAMPLES = RATE  # a source whose timestamps drift a second from the wall clock is re-anchored
+
+
+def wav_header(data_bytes: int) -> bytes:
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, CHANNELS, RATE, RATE * CHANNELS * 2, CHANNELS * 2, 16)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+@dataclass(slots=True)
+class _ChannelAnchor:
+    ssrc: int = -1
+    timestamp: int = 0
+    position: int = 0
+    pending: list[tuple[int, bytes, int, str]] = field(default_factory=list)  # (position, packet, start, codec)
+    last_position: int = 0
+    last_arrival: float = 0.0
+
+
+class _WavWriter:
+    """Lives in the writer thread: owns the file and the samples that arrived ahead of the flush point."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.file.write(wav_header(0))
+        self.file.flush()
+        self.written = 0  # frames on disk
+        self.carry: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0, np.int16))] * 2
+        self.late_samples = 0
+
+    @staticmethod
+    def _samples(fragments: list[tuple[int, bytes, int, str]]) -> tuple[np.ndarray, np.ndarray]:
+        if not fragments:
+            return np.empty(0, np.int64), np.empty(0, np.int16)
+        positions, decoded = [], []
+        for codec in {f[3] for f in fragments}:
+            group = [f for f in fragments if f[3] == codec]
+            payloads = [packet[start:] for _, packet, start, _ in group]
+            lengths = np.fromiter((len(p) for p in payloads), np.int64, len(payloads))
+            starts = np.fromiter((f[0] for f in group), np.int64, len(group))
+            offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            positions.append(np.repeat(starts, lengths) + offsets)
+            decoded.append(g711.decode(b"".join(payloads), codec))
+        return np.concatenate(positions), np.concatenate(decoded)
+
+    def write(self, fragments: tuple[list, list], upto: int | None) -> None:
+        channels = []
+        for ch in range(CHANNELS):
+            pos, samples = self._samples(fragments[ch])
+            carry_pos, carry_samples = self.carry[ch]
+            channels.append((np.concatenate((carry_pos, pos)), np.concatenate((carry_samples, samples))))
+        if upto is None:  # final flush: everything
+            upto = max([self.written] + [int(p.max()) + 1 for p, _ in channels if p.size])
+        span = max(0, upto - self.written)
+        frames = np.zeros((span, CHANNELS), dtype=np.int16)
+        for ch, (pos, samples) in enumerate(channels):
+            index = pos - self.written
+            late = index < 0
+            ahead = index >= span
+            self.late_samples += int(late.sum())
+            keep = ~(late | ahead)
+            frames[index[keep], ch] = samples[keep]
+            self.carry[ch] = (pos[ahead], samples[ahead])
+        if span:
+            self.file.write(frames.astype("<i2", copy=False).tobytes())
+            self.written += span
+            data_bytes = self.written * CHANNELS * 2
+            self.file.seek(4)
+            self.file.write(struct.pack("<I", 36 + data_bytes))
+            self.file.seek(40)
+            self.file.write(struct.pack("<I", data_bytes))
+            self.file.seek(0, 2)
+            self.file.flush()  # into the kernel: survives a crash of this process
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _log_failure(job) -> None:
+    if job.exception() is not None:
+        log.error("recording write failed", exc_info=job.exception())
+
+
+class CallRecording:
+    """One bridged call's recording. `feed` is the per-packet entry point (loop thread)."""
+
+    def __init__(self, path: Path, executor: ThreadPoolExecutor, flush_interval_s: float = 0.5, jitter_s: float = 0.2,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.path = Path(path)
+        self._loop = loop or asyncio.get_running_loop()
+        self._executor = executor
+        self._flush_interval_s = flush_interval_s
+        self._jitter_samples = int(jitter_s * RATE)
+        self._start = time.perf_counter()
+        self._channels = (_ChannelAnchor(), _ChannelAnchor())
+        # concurrent.futures (not asyncio) futures: the writer thread reads them; jobs run in order on one thread
+        self._writer_future = executor.submit(_WavWriter, self.path)
+        self._closed: asyncio.Future | None = None
+        self._timer = self._loop.call_later(flush_interval_s, self._flush)
+        self.flush_seconds_max = 0.0  # longest time the loop spent handing one flush over, for benchmarks
+
+    def feed(self, channel: int, packet: bytes, start: int, codec: str, timestamp: int, ssrc: int,
+             now: float) -> None:
+        anchor = self._channels[channel]
+        if ssrc != anchor.ssrc:
+            anchor.ssrc = ssrc
+            anchor.timestamp = timestamp
+            anchor.position = int((now - self._start) * RATE)
+        offset = (timestamp - anchor.timestamp) & 0xFFFFFFFF
+        if offset >= 0x80000000:
+            offset -= 0x100000000
+        position = anchor.position + offset
+        anchor.pending.append((position, packet, start, codec))
+        anchor.last_position = position
+        anchor.last_arrival = now
+
+    def _take(self) -> tuple[list, list]:
+        taken = []
+        for anchor in self._channels:
+            taken.append(anchor.pending)
+            anchor.pending = []
+            expected = int((anchor.last_arrival - self._start) * RATE)
+            if anchor.ssrc != -1 and abs(anchor.last_position - expected) > _REANCHOR_DRIFT_SAMPLES:
+                anchor.ssrc = -1  # timestamps jumped (stream restart without a new SSRC): re-anchor
+        return taken[0], taken[1]
+
+    def _submit(self, fragments: tuple[list, list], upto: int | None) -> None:
+        writer_future = self._writer_future
+        self._executor.submit(lambda: writer_future.result().write(fragments, upto)).add_done_callback(_log_failure)
+
+    def _flush(self) -> None:
+        began = time.perf_counter()
+        upto = int((began - self._start) * RATE) - self._jitter_samples
+        self._submit(self._take(), max(upto, 0))
+        self._timer = self._loop.call_later(self._flush_interval_s, self._flush)
+        self.flush_seconds_max = max(self.flush_seconds_max, time.perf_counter() - began)
+
+    def close(self) -> asyncio.Future:
+        """Stop recording: the remaining audio is written and the header finalised in the writer thread."""
+        if self._closed is None:
+            self._timer.cancel()
+            self._submit(self._take(), None)
+            writer_future = self._writer_future
+            self._closed = asyncio.wrap_future(
+                self._executor.submit(lambda: writer_future.result().close()), loop=self._loop
+            )
+        return self._closed
+
+    @property
+    def late_samples(self) -> int:
+        """Samples that arrived after their place had been written (beyond the jitter allowance)."""
+        return self._writer_future.result().late_samples if self._writer_future.done() else 0
