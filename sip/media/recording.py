@@ -50,7 +50,7 @@ class _Mixer:
     """Loop side: places decoded samples by position and hands out whole frames up to a flush point."""
 
     def __init__(self) -> None:
-        self.written = 0  # frames handed out
+        self.written: int | None = None  # position of the next frame to hand out
         self.carry: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0, np.int16))] * 2
         self.late_samples = 0
 
@@ -86,6 +86,11 @@ class _Mixer:
             pos, samples = self._samples(fragments[ch])
             carry_pos, carry_samples = self.carry[ch]
             channels.append((np.concatenate((carry_pos, pos)), np.concatenate((carry_samples, samples))))
+        if self.written is None:  # the file starts at the earliest sample received so far, not at bridge time
+            received = [int(p.min()) for p, _ in channels if p.size]
+            if not received:
+                return b""
+            self.written = min(received)
         if upto is None:
             upto = max([self.written] + [int(p.max()) + 1 for p, _ in channels if p.size])
         span = max(0, upto - self.written)
