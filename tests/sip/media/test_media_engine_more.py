@@ -117,3 +117,27 @@ async def test_no_inactivity_while_the_remote_is_not_expected_to_send():
         peer.close()
     finally:
         await engine.close()
+
+
+async def test_garbage_datagrams_are_counted_never_raised(engine, peers, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    callee_leg, callee = await call(engine, peers, "callee")
+    agent_leg, agent = await call(engine, peers, "agent", we_offer=False)
+    engine.bridge(callee_leg, agent_leg, tmp_path / "fuzz.wav")
+    source = ("127.0.0.1", callee.port)
+    callee_leg.datagram_received(b"\x80\x00" + bytes(10), source)  # latch onto the peer's address
+    base = callee_leg.stats.packets_ignored
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=64) | st.binary(min_size=2, max_size=40).map(lambda b: b"\xa0" + b))
+    def feed(datagram):
+        callee_leg.datagram_received(datagram, source)
+
+    feed()
+    assert callee_leg.stats.packets_ignored > base
+    padded = bytearray(b"\xa0\x00" + bytes(10) + b"\x01\x00")  # padding bit, padding length 0: invalid
+    before = callee_leg.stats.packets_ignored
+    callee_leg.datagram_received(bytes(padded), source)
+    assert callee_leg.stats.packets_ignored == before + 1
