@@ -9,6 +9,7 @@ reports its in-process processing time per packet and its event-loop lag (how la
 how long anything, recording writes included, stalled the loop).
 
     python benchmarks/media_relay.py --calls 300 --seconds 60
+    python benchmarks/media_relay.py --calls 50,100,200,300 --seconds 10      # sweep
 Writes benchmarks/results/media_relay.json and .png. Goal: >= 300 calls, loss < 0.1 %, relay-added p99 < 5 ms.
 """
 
@@ -134,8 +135,35 @@ async def _loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.perf_counter() - before - 0.005)
 
 
+class _BareForwarder(asyncio.DatagramProtocol):
+    """--baseline: the least a Python relay can do (receive, send to the other end), to show the machine's floor."""
+
+    def __init__(self, destination: tuple[str, int]) -> None:
+        self.destination = destination
+        self.transport: asyncio.DatagramTransport | None = None
+        self.other: _BareForwarder | None = None
+        self.received = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.received += 1
+        self.other.transport.sendto(data, self.other.destination)
+
+
+async def _bare_pair(forwarders: list, callee_port: int, agent_port: int) -> tuple[int, int]:
+    loop = asyncio.get_running_loop()
+    pair = [_BareForwarder(("127.0.0.1", callee_port)), _BareForwarder(("127.0.0.1", agent_port))]
+    for forwarder in pair:
+        await loop.create_datagram_endpoint(lambda f=forwarder: f, local_addr=("127.0.0.1", 0))
+    pair[0].other, pair[1].other = pair[1], pair[0]
+    forwarders.extend(pair)
+    return tuple(f.transport.get_extra_info("sockname")[1] for f in pair)  # type: ignore[return-value]
+
+
 async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int, record: bool,
-                    recording_dir: Path) -> dict:
+                    recording_dir: Path, baseline: bool = False) -> dict:
     settings = RtpSettings(port_min=40000, port_max=49999, inactivity_timeout_s=3600, codecs=("PCMU",))
     engine = MediaEngine(settings)
     ctx = mp.get_context("spawn")
@@ -148,11 +176,15 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
         children.append((parent, process, share))
     loop = asyncio.get_running_loop()
     bridges = []
+    forwarders: list[_BareForwarder] = []
     call_number = 0
     for parent, _, share in children:
         peer_ports = await loop.run_in_executor(None, parent.recv)
         leg_ports = []
         for callee_port, agent_port in peer_ports:
+            if baseline:
+                leg_ports.append(await _bare_pair(forwarders, callee_port, agent_port))
+                continue
             legs = []
             for label, port in (("callee", callee_port), ("agent", agent_port)):
                 leg = await engine.allocate_leg(f"{label}-{call_number}")
@@ -178,9 +210,11 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
     late_samples = sum(b.recording.late_samples for b in bridges if b.recording)
     legs = [leg for b in bridges for leg in (b.a, b.b)]
     bounds = settings.relay_delay_buckets_s
-    processing = np.sum([leg.stats.relay_delay_counts for leg in legs], axis=0)
+    processing = np.sum([leg.stats.relay_delay_counts for leg in legs] or [[0] * (len(bounds) + 1)], axis=0)
     engine_lost = sum(leg.stats.lost for leg in legs)
-    engine_in = sum(leg.stats.packets_in for leg in legs)
+    engine_in = sum(leg.stats.packets_in for leg in legs) + sum(f.received for f in forwarders)
+    for forwarder in forwarders:
+        forwarder.transport.close()
     for bridge in bridges:
         engine.unbridge(bridge)
     await asyncio.gather(*(b.wait_closed() for b in bridges))
@@ -191,11 +225,14 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
     delays = np.concatenate([r["delays"] for r in reports])
     sent = sum(r["sent"] for r in reports)
     received = sum(r["received"] for r in reports)
-    lag_arr = np.array(lag)
+    lag_arr = np.array(lag or [float("nan")])
+    if delays.size == 0:
+        delays = np.array([float("nan")])
     cumulative = np.cumsum(processing) / max(1, processing.sum())
     processing_p99 = next((b for b, c in zip(bounds, cumulative) if c >= 0.99), float("inf"))
     return {
-        "calls": calls, "seconds": seconds, "warmup_s": warmup_s, "generators": generators, "recording": record,
+        "calls": calls, "seconds": seconds, "warmup_s": warmup_s, "generators": generators,
+        "recording": record and not baseline, "relay": "bare forwarder (baseline)" if baseline else "MediaEngine",
         "packets_sent": sent, "packets_received": received, "loss_rate": 1 - received / sent,
         "e2e_delay_ms": {q: float(np.percentile(delays, p)) * 1000
                          for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100))},
@@ -208,6 +245,7 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
         "recorded_mb": recorded_bytes / 1e6,
         "engine_packets_in": engine_in, "engine_packets_lost_rfc3550": engine_lost,
         "relay_cpu_fraction": cpu / wall,
+        "relay_cpu_us_per_packet": cpu / max(1, engine_in) * 1e6,
         "generator_cpu_fraction": [r["cpu_fraction"] for r in reports],
         "generator_sender_late_max_ms": max(r["sender_late_max_s"] for r in reports) * 1000,
         "load_average_1m": os.getloadavg()[0],
@@ -216,54 +254,48 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
     }
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    delays_ms = result["_delays"] * 1000
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.hist(delays_ms, bins=np.logspace(np.log10(max(delays_ms.min(), 0.01)), np.log10(delays_ms.max() + 0.01), 60))
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.axvline(result["e2e_delay_ms"]["p99"], color="red", label=f"p99 {result['e2e_delay_ms']['p99']:.2f} ms")
-    left.axvline(5, color="black", linestyle="--", label="goal 5 ms")
-    left.set_xlabel("generator -> relay -> generator delay (ms)")
-    left.set_ylabel("packets")
-    left.legend()
-    histogram = result["relay_processing_histogram"]
-    labels = [f"<={b * 1e6:g}us" for b in histogram["bounds_s"]] + ["more"]
-    right.bar(range(len(labels)), histogram["counts"])
-    right.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
+    calls = [r["calls"] for r in results]
+    middle.plot(calls, [r["e2e_delay_ms"]["p99"] for r in results], "o-", label="end-to-end p99")
+    middle.plot(calls, [r["relay_loop_lag_ms"]["p99"] for r in results], "s--", label="relay loop lag p99")
+    middle.axhline(5, color="black", linestyle=":", label="goal 5 ms")
+    middle.set_yscale("log")
+    middle.set_xlabel("concurrent bridged calls (recording on)" if results[0]["recording"] else "concurrent calls")
+    middle.set_ylabel("ms")
+    middle.legend()
+    right.plot(calls, [max(r["loss_rate"], 1e-6) * 100 for r in results], "o-")
+    right.axhline(0.1, color="black", linestyle=":", label="goal 0.1 %")
     right.set_yscale("log")
-    right.set_title("relay processing per packet (in engine)")
-    fig.suptitle(f"{result['calls']} bridged recorded calls, {result['seconds']:g} s, "
-                 f"loss {result['loss_rate'] * 100:.3f} %, shared 2-core machine")
+    right.set_xlabel("concurrent bridged calls")
+    right.set_ylabel("relay loss % (1e-4 = none)")
+    right.legend()
+    last = results[-1]
+    delays_ms = last["_delays"] * 1000
+    if delays_ms.size:
+        bins = np.logspace(np.log10(max(delays_ms.min(), 0.01)), np.log10(delays_ms.max() + 0.01), 60)
+        left.hist(delays_ms, bins=bins)
+        left.set_xscale("log")
+        left.set_yscale("log")
+        left.axvline(5, color="black", linestyle=":", label="goal 5 ms")
+        left.legend()
+    left.set_xlabel(f"end-to-end delay at {last['calls']} calls (ms)")
+    left.set_ylabel("packets")
+    fig.suptitle(f"media relay, {last['seconds']:g} s per point; shared 2-core machine, "
+                 f"load average {last['load_average_1m']:.1f} at the end")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent before measuring")
-    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
-    parser.add_argument("--no-record", action="store_true", help="bridge without recording")
-    parser.add_argument("--name", default="media_relay", help="results file stem")
-    args = parser.parse_args()
-    import uvloop
-
-    with tempfile.TemporaryDirectory(prefix="media_relay_") as directory:
-        result = uvloop.run(run_relay(args.calls, args.seconds, args.warmup, args.generators, not args.no_record,
-                                      Path(directory)))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(result, RESULTS / f"{args.name}.png")
-    result.pop("_delays")
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+def report(result: dict) -> None:
     e2e = result["e2e_delay_ms"]
-    print(f"{result['calls']} calls x {result['seconds']:g} s, recording {'on' if result['recording'] else 'off'}, "
+    print(f"{result['relay']}: {result['calls']} calls x {result['seconds']:g} s, "
+          f"recording {'on' if result['recording'] else 'off'}, "
           f"{result['generators']} generator process(es), load average {result['load_average_1m']:.2f}")
     print(f"  packets sent {result['packets_sent']}, received {result['packets_received']}, "
           f"loss {result['loss_rate'] * 100:.4f} % (engine RFC 3550 lost: {result['engine_packets_lost_rfc3550']})")
@@ -274,10 +306,39 @@ def main() -> None:
           f"max {result['relay_loop_lag_ms']['max']:.1f}")
     print(f"  recording: {result['recorded_mb']:.1f} MB written, flush hand-off max "
           f"{result['recording_flush_handoff_max_ms']:.3f} ms, late samples {result['recording_late_samples']}")
-    print(f"  CPU: relay {result['relay_cpu_fraction']:.2f} core, generators "
-          f"{', '.join(f'{c:.2f}' for c in result['generator_cpu_fraction'])} core; "
+    print(f"  CPU: relay {result['relay_cpu_fraction']:.2f} core ({result['relay_cpu_us_per_packet']:.1f} us per "
+          f"packet received), generators {', '.join(f'{c:.2f}' for c in result['generator_cpu_fraction'])} core; "
           f"generator sender late max {result['generator_sender_late_max_ms']:.1f} ms")
-    print(f"  wrote {RESULTS / (args.name + '.json')} and .png")
+    verdict = result["loss_rate"] < 0.001 and e2e["p99"] < 5
+    print(f"  goal (loss < 0.1 %, p99 < 5 ms): {'met' if verdict else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", default="300", help="concurrent calls, or a comma list to sweep (100,200,300)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent before measuring")
+    parser.add_argument("--generators", type=int, default=1, help="load generator processes")
+    parser.add_argument("--no-record", action="store_true", help="bridge without recording")
+    parser.add_argument("--baseline", action="store_true",
+                        help="replace the MediaEngine by a bare Python datagram forwarder: the machine's floor")
+    parser.add_argument("--name", default="media_relay", help="results file stem")
+    args = parser.parse_args()
+    import uvloop
+
+    results = []
+    for calls in (int(c) for c in args.calls.split(",")):
+        with tempfile.TemporaryDirectory(prefix="media_relay_") as directory:
+            result = uvloop.run(run_relay(calls, args.seconds, args.warmup, args.generators, not args.no_record,
+                                          Path(directory), args.baseline))
+        report(result)
+        results.append(result)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot(results, RESULTS / f"{args.name}.png")
+    for result in results:
+        result.pop("_delays")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS / (args.name + '.json')} and .png")
 
 
 if __name__ == "__main__":
