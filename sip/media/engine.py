@@ -24,7 +24,7 @@ from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, event_payloads
 from sip.media.ports import PortPool, PortsExhausted
 from sip.media.recording import CallRecording
-from sip.media.rtp import HEADER_SIZE, RTP_HEADER, payload_bounds
+from sip.media.rtp import HEADER_SIZE, RTP_HEADER, RtpError, payload_bounds
 from sip.media.sdp import Direction, Negotiated, SdpNegotiator, SessionDescription
 from sip.settings import RtpSettings
 
@@ -193,9 +193,15 @@ class MediaLeg(asyncio.DatagramProtocol):
         if addr != self._source and not self._accept_source(addr):
             stats.packets_ignored += 1
             return
-        if len(data) < HEADER_SIZE or data[0] & 0xC0 != 0x80:
-            stats.packets_ignored += 1
-            return
+        if len(data) >= HEADER_SIZE and data[0] == 0x80:
+            start = HEADER_SIZE
+            end = len(data)
+        else:  # CSRCs, extension or padding (rare): find the payload, refuse what is not RTP
+            try:
+                start, end = payload_bounds(data)
+            except RtpError:
+                stats.packets_ignored += 1
+                return
         second = data[1]
         pt = second & 0x7F
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
@@ -213,10 +219,10 @@ class MediaLeg(asyncio.DatagramProtocol):
             out_pt = self._peer_audio_pt
             recording = self._recording
             if recording is not None:
-                start = HEADER_SIZE if data[0] == 0x80 else payload_bounds(data)[0]
-                recording.feed(self._recording_channel, data, start, self._codec, ts, ssrc, now)
+                recording.feed(self._recording_channel, data if end == len(data) else data[:end], start, self._codec,
+                               ts, ssrc, now)
         elif pt == self._dtmf_pt:
-            self._dtmf_receiver.feed(data[HEADER_SIZE:] if data[0] == 0x80 else data[payload_bounds(data)[0]:], ts)
+            self._dtmf_receiver.feed(data[start:end], ts)
             out_pt = self._peer_dtmf_pt
             if out_pt < 0:
                 return
@@ -233,7 +239,6 @@ class MediaLeg(asyncio.DatagramProtocol):
         if data[0] == 0x80 and (self._translate is None or pt != self._audio_pt):
             packet = bytearray(data)
         else:
-            start, end = payload_bounds(data)
             payload = data[start:end]
             if self._translate is not None and pt == self._audio_pt:
                 payload = payload.translate(self._translate)
