@@ -123,3 +123,12 @@ def test_campaign_context_from_the_dialer_config_section():
         CampaignContext.from_settings("x", "+12025550100", loose)
     with pytest.raises(UnknownPack):
         CampaignContext.from_settings("x", "+12025550100", CampaignCompliance.model_construct(rule_pack="zz"))
+
+
+def test_campaign_timing_against_the_pack():
+    from compliance.settings import campaign_timing_problems
+
+    assert campaign_timing_problems(load_pack("uk"), ring_timeout_s=15, connect_limit_s=2) == []
+    assert "min_ring_s 15" in campaign_timing_problems(load_pack("uk"), ring_timeout_s=14.9, connect_limit_s=2)[0]
+    assert "connect_limit_s 2" in campaign_timing_problems(load_pack("us"), ring_timeout_s=25, connect_limit_s=2.5)[0]
+    assert campaign_timing_problems(load_pack("cn"), ring_timeout_s=5, connect_limit_s=9) == []
