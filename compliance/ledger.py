@@ -248,13 +248,24 @@ async def settle_batch(batch: list, work) -> None:
             future.set_result(result)
 
 
-def sqlite_path(dsn: str) -> str:
-    """'sqlite:///var/demo.db' -> 'var/demo.db'; 'sqlite:////abs.db' -> '/abs.db'; a bare path is kept."""
-    if dsn.startswith("sqlite:///"):
-        return dsn[len("sqlite:///"):]
-    if dsn.startswith("sqlite://"):
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
+def sqlite_path(dsn: str) -> tuple[str, str]:
+    """'sqlite:///var/demo.db' -> ('var/demo.db', 'full'); 'sqlite:////abs.db?synchronous=normal' -> ('/abs.db',
+    'normal'); a bare path is kept. synchronous=full (default) survives power loss; normal survives a crash of the
+    process (kill -9) but may lose the last commits on power loss, for fewer fsyncs."""
+    if dsn.startswith("sqlite://") and not dsn.startswith("sqlite:///"):
         raise LedgerError(f"bad sqlite DSN {dsn!r}: use sqlite:///relative/path or sqlite:////absolute/path")
-    return dsn
+    path = dsn[len("sqlite:///"):] if dsn.startswith("sqlite:///") else dsn
+    path, _, query = path.partition("?")
+    synchronous = "full"
+    for option in filter(None, query.split("&")):
+        key, _, value = option.partition("=")
+        if key != "synchronous" or value not in SQLITE_SYNCHRONOUS:
+            raise LedgerError(f"bad sqlite DSN option {option!r}: only synchronous=full|normal is known")
+        synchronous = value
+    return path, synchronous
 
 
 async def open_ledger(dsn: str, *, pool_size: int = 8) -> Ledger:
@@ -265,4 +276,5 @@ async def open_ledger(dsn: str, *, pool_size: int = 8) -> Ledger:
         return await PostgresLedger.open(dsn, pool_size=pool_size)
     from compliance.ledger_sqlite import SqliteLedger
 
-    return await SqliteLedger.open(sqlite_path(dsn))
+    path, synchronous = sqlite_path(dsn)
+    return await SqliteLedger.open(path, synchronous=synchronous)

@@ -184,3 +184,14 @@ async def test_reserve_accepts_a_number_parsed_at_lead_import(gate, ledger):
         await gate.reserve(US_NUMBER, us_campaign(), NOON_NY + timedelta(minutes=minute))
     capped = await gate.check(parsed, us_campaign(), NOON_NY + timedelta(minutes=3))
     assert capped.reason is Reason.frequency_cap and capped.next_allowed_at == NOON_NY + timedelta(hours=24)
+
+
+def test_sqlite_dsn_forms():
+    from compliance.ledger import sqlite_path
+
+    assert sqlite_path("sqlite:///var/demo.db") == ("var/demo.db", "full")
+    assert sqlite_path("sqlite:////tmp/x.db?synchronous=normal") == ("/tmp/x.db", "normal")
+    assert sqlite_path("var/demo.db") == ("var/demo.db", "full")
+    for bad in ("sqlite://host/x.db", "sqlite:///x.db?synchronous=off", "sqlite:///x.db?journal=delete"):
+        with pytest.raises(LedgerError):
+            sqlite_path(bad)
