@@ -215,7 +215,7 @@ async def main() -> None:
                 f"reserve with {rows:,} attempts in the SQLite ledger: p50 {results['large_reserve_ms']['p50']:.3f} ms, "
                 f"p99 {results['large_reserve_ms']['p99']:.3f} ms (goal < 5 ms), filled in {results['large_fill_s']:.0f} s; "
                 f"same run on an empty ledger: p50 {results['empty_reserve_ms']['p50']:.3f} ms, p99 {results['empty_reserve_ms']['p99']:.3f} ms; "
-                f"10M rows with synchronous=normal: p50 {results['large_reserve_ms_synchronous_normal']['p50']:.3f} ms, "
+                f"same ledger with synchronous=normal: p50 {results['large_reserve_ms_synchronous_normal']['p50']:.3f} ms, "
                 f"p99 {results['large_reserve_ms_synchronous_normal']['p99']:.3f} ms"
             )
     name = "compliance_ledger" if not args.skip else "compliance_ledger_" + "_".join(sorted({"checks", "sqlite", "postgres", "large"} - set(args.skip)))
