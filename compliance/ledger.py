@@ -72,6 +72,10 @@ class ReserveRequest:
     rules: RulePack
     now: datetime
 
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise LedgerError(f"naive datetime {self.now.isoformat()}: decisions need a timezone-aware instant")
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRef:
@@ -234,15 +238,23 @@ def next_number_state(state: tuple | None, outcome: str, sip_code: int | None, a
 
 
 async def settle_batch(batch: list, work) -> None:
-    """Run `await work(requests)` for a batch of (request, future) and resolve every future with its result,
-    or with the exception if the batch failed."""
+    """Run `await work(requests)` for a batch of (request, future) and resolve every future with its result.
+    If a batch fails (it was rolled back), each request is retried alone so one bad request fails only itself."""
     try:
         results = await work([request for request, _ in batch])
-    except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
+    except Exception as exc:
+        if len(batch) > 1:
+            for item in batch:
+                await settle_batch([item], work)
+            return
+        if not batch[0][1].done():
+            batch[0][1].set_exception(exc)
+        return
+    except BaseException as exc:  # cancelled: every waiter must hear about it
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
-        return
+        raise
     for (_, future), result in zip(batch, results):
         if not future.done():
             future.set_result(result)

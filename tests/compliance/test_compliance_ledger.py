@@ -195,3 +195,29 @@ def test_sqlite_dsn_forms():
     for bad in ("sqlite://host/x.db", "sqlite:///x.db?synchronous=off", "sqlite:///x.db?journal=delete"):
         with pytest.raises(LedgerError):
             sqlite_path(bad)
+
+
+async def test_a_failing_request_fails_alone_and_a_naive_time_is_refused(gate, ledger, monkeypatch):
+    with pytest.raises(LedgerError, match="naive datetime"):
+        await gate.reserve(US_NUMBER, us_campaign(), datetime(2026, 6, 10, 12, 0))
+    original = ledger._reserve_batch
+
+    def poisoned(requests):
+        if any(r.campaign == "poison" for r in requests):
+            raise RuntimeError("boom")
+        return original(requests)
+
+    async def poisoned_async(requests):
+        if any(r.campaign == "poison" for r in requests):
+            raise RuntimeError("boom")
+        return await original(requests)
+
+    monkeypatch.setattr(ledger, "_reserve_batch", poisoned_async if asyncio.iscoroutinefunction(original) else poisoned)
+    numbers = [f"+1202555{i:04d}" for i in range(6)]
+    results = await asyncio.gather(
+        *(gate.reserve(n, us_campaign("poison" if i == 3 else "u1"), NOON_NY) for i, n in enumerate(numbers)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], RuntimeError)
+    assert all(r.allowed for i, r in enumerate(results) if i != 3)
+    assert await ledger.attempts_count() == 5
