@@ -80,6 +80,9 @@ class PredictivePolicy:
         self._talk_table = np.zeros((1, self._grid.size))
         self._wrap_table = np.zeros((1, self._grid.size))
         self.last_model_target = s.initial_marginal_factor * s.target_abandon_rate
+        self._aim = s.aim_fraction * s.target_abandon_rate
+        self._log_min, self._log_max = np.log(s.closed_loop_min_factor), np.log(s.closed_loop_max_factor)
+        self._calibration = float(np.log(s.initial_marginal_factor))
 
     # learning -------------------------------------------------------------------------------------------------
     def observe(self, event: OutcomeEvent) -> None:
@@ -87,15 +90,24 @@ class PredictivePolicy:
             self.answer_rate.observe(True)
             self.ring_times.observe(event.ring_s, True)
             self.window.answered(event.at)
+            self._learn_calibration(self._aim)
         elif isinstance(event, CallFailed):
             self.answer_rate.observe(False)
             self.ring_times.observe(event.ring_s, False)
         elif isinstance(event, CallAbandoned):
             self.window.abandoned(event.at)
+            self._learn_calibration(-1.0)
         elif isinstance(event, TalkEnded):
             self.talk.observe(event.talk_s)
         elif isinstance(event, WrapUpEnded):
             self.wrap.observe(event.wrap_s)
+
+    def _learn_calibration(self, budget_change: float) -> None:
+        """Integral part of the loop: the model's bias is learnt from every answer (+aim) and abandon (-1),
+        in steps shrinking with the square root of the window's allowance (a stochastic approximation)."""
+        s = self.settings
+        step = s.closed_loop_integral_gain * budget_change / np.sqrt(self._aim * self.window.answers + 1.0)
+        self._calibration = float(np.clip(self._calibration + step, self._log_min, self._log_max))
 
     @property
     def warmed_up(self) -> bool:
@@ -104,16 +116,16 @@ class PredictivePolicy:
     def model_target(self, now: float) -> float:
         """The marginal abandon ratio the model may accept for the next call.
 
-        It starts at `initial_marginal_factor` * target and moves by exp(gain * z), where z is the window's unspent
-        abandon budget (aim * answered - abandoned) over its Poisson spread: spent budget tightens, saved budget
-        loosens, so the window's total is steered to the aim whatever the model's bias.
+        It is target * exp(calibration + gain * z). z is the window's unspent abandon budget (aim * answered -
+        abandoned) over its Poisson spread: spent budget tightens, saved budget loosens, so the window's total is
+        steered to the aim. The calibration (from `initial_marginal_factor`) learns the model's bias so that z
+        need not stay away from 0 to hold it.
         """
         s = self.settings
         self.window.expire(now)
-        aim = s.aim_fraction * s.target_abandon_rate
-        allowed = aim * self.window.answers
+        allowed = self._aim * self.window.answers
         z = (allowed - self.window.abandons) / np.sqrt(allowed + 1.0)
-        factor = s.initial_marginal_factor * np.exp(s.closed_loop_gain * z)
+        factor = np.exp(self._calibration + s.closed_loop_gain * z)
         return float(s.target_abandon_rate * np.clip(factor, s.closed_loop_min_factor, s.closed_loop_max_factor))
 
     # deciding -------------------------------------------------------------------------------------------------
