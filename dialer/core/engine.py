@@ -13,6 +13,7 @@ reservation is already in the ledger, so "reserved" means "dialled".
 from __future__ import annotations
 
 import itertools
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -267,8 +268,8 @@ class EngineCore:
                         next_slot = slot if next_slot is None else min(next_slot, slot)
                     break
                 self._originate(run, run.queued_leads.popleft(), trunk, now)
-        if next_slot is not None:
-            self._timers.set(("trunk", "*"), next_slot)
+        if next_slot is not None:  # strictly later than now, so a rounding slip can never spin the timer loop
+            self._timers.set(("trunk", "*"), max(next_slot, math.nextafter(now, math.inf)))
 
     def _originate(self, run: CampaignRun, lead: GrantedLead, trunk: str, now: float) -> None:
         settings = run.settings

@@ -241,3 +241,14 @@ def test_real_progressive_policy_dials_one_line_per_ready_agent_counting_lines_i
     [request] = of(ev.RequestLeads, core.handle(ev.CampaignStart("c1"), 0.0))
     assert request.count == 2  # the paused agent is not counted
     assert not of(ev.RequestLeads, core.handle(ev.Tick(), 1.0))  # two requests still pending
+
+
+def test_a_calls_per_second_slot_opens_exactly_when_promised_despite_float_rounding():
+    from dialer.core.trunks import TrunkPool
+
+    start = 1.3436424411240122  # (start + 1.0) - 1.0 < start in binary floating point
+    pool = TrunkPool([("t1", 10, 1.0)])
+    pool.start("t1", start)
+    promised = pool.next_start_at(["t1"], start + 0.5)
+    assert promised == start + 1.0
+    assert pool.pick(["t1"], promised) == "t1"
