@@ -125,9 +125,8 @@ def answer_probability(
 ) -> np.ndarray:
     """Combine `RingTimes.tables` rows with the current answer rate (kept apart so the rate can change fast)."""
     ringing = answer_rate * answered_later + (1 - answer_rate) * failed_later
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = answer_rate * gained / ringing[:, None]
-    return np.clip(np.nan_to_num(p, nan=0.0, posinf=0.0), 0.0, 1.0)
+    scale = np.divide(answer_rate, ringing, out=np.zeros_like(ringing), where=ringing > 1e-12)
+    return np.minimum(gained * scale[:, None], 1.0)
 
 
 class DurationEstimator:

@@ -47,12 +47,17 @@ class PreviewPolicy(ProgressivePolicy):
 class PredictivePolicy:
     """Launch the most calls for which the expected abandoned calls per answered call stay under the target.
 
+    Each additional call must carry an expected abandonment (the shortage it adds) of at most the model target
+    times its answer probability: the Lagrangian form of "maximise answered calls subject to abandoned/answered
+    <= target", which does not let calls already in flight lend their headroom to new ones.
+
     Over the look-ahead grid t_1..t_J (horizon_s), D(t) = answers by t - agents free by t + connect limit. Answers
     come from calls already ringing (conditioned on their elapsed ring time), calls answered and waiting, and n new
     calls; agents come free from ready, wrap-up and talk (conditioned on elapsed times). Each term is a Bernoulli;
     D is taken as normal with the summed means and variances, and E[max(D(t), 0)] (the answers that find no agent)
-    maximised over t estimates the abandoned calls. A closed loop on the regulatory window's measured abandon rate
-    moves the model's target so the window's total ends under `target_abandon_rate`.
+    maximised over t estimates the abandoned calls (an underestimate of E[max_t], so the model's target is set by
+    a closed loop on the regulatory window's measured abandon rate, which steers the window's total under
+    `target_abandon_rate`).
     """
 
     def __init__(self, settings: PacingSettings, *, abandon_window_s: float, connect_limit_s: float = 2.0) -> None:
@@ -74,7 +79,7 @@ class PredictivePolicy:
         self._ring_table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._talk_table = np.zeros((1, self._grid.size))
         self._wrap_table = np.zeros((1, self._grid.size))
-        self.last_model_target = s.aim_fraction * s.target_abandon_rate
+        self.last_model_target = s.initial_marginal_factor * s.target_abandon_rate
 
     # learning -------------------------------------------------------------------------------------------------
     def observe(self, event: OutcomeEvent) -> None:
@@ -97,12 +102,19 @@ class PredictivePolicy:
         return self.answer_rate.ready and len(self.talk) >= self.settings.cold_start_min_talks
 
     def model_target(self, now: float) -> float:
-        """The abandon ratio the model may plan for now: the aim, plus the window's unspent budget times the gain."""
+        """The marginal abandon ratio the model may accept for the next call.
+
+        It starts at `initial_marginal_factor` * target and moves by exp(gain * z), where z is the window's unspent
+        abandon budget (aim * answered - abandoned) over its Poisson spread: spent budget tightens, saved budget
+        loosens, so the window's total is steered to the aim whatever the model's bias.
+        """
         s = self.settings
         self.window.expire(now)
         aim = s.aim_fraction * s.target_abandon_rate
-        budget = aim * self.window.answers - self.window.abandons
-        return float(np.clip(aim + s.closed_loop_gain * budget, 0.0, s.closed_loop_max_factor * s.target_abandon_rate))
+        allowed = aim * self.window.answers
+        z = (allowed - self.window.abandons) / np.sqrt(allowed + 1.0)
+        factor = s.initial_marginal_factor * np.exp(s.closed_loop_gain * z)
+        return float(s.target_abandon_rate * np.clip(factor, s.closed_loop_min_factor, s.closed_loop_max_factor))
 
     # deciding -------------------------------------------------------------------------------------------------
     def decide(self, snapshot: Snapshot) -> int:
@@ -133,17 +145,18 @@ class PredictivePolicy:
         waiting = snapshot.answered_waiting
         mean0 = answers.sum(0) + waiting - ready - free.sum(0)
         var0 = (answers * (1 - answers)).sum(0) + (free * (1 - free)).sum(0)
+        # beyond this many new calls the expected answers exceed every agent that could come free
+        enough = int(np.ceil((6.0 * np.sqrt(var0[-1] + 1.0) - mean0[-1]) / max(new_call[-1], 1e-3)))
+        max_new = min(max_new, max(enough, 1))
         n = np.arange(max_new + 1, dtype=float)[:, None]
         mean = mean0 + n * new_call
         sd = np.sqrt(var0 + n * (new_call * (1 - new_call))) + 1e-9
         z = mean / sd
         shortage = mean * ndtr(z) + sd * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
         abandons = shortage.max(axis=1)
-        answered = answers[:, -1].sum() + waiting + n[:, 0] * new_call[-1]
-        ok = abandons <= target * np.maximum(answered, 1e-9)
-        if ok.all():
-            return max_new
-        return int(np.argmin(ok)) - 1 if ok[0] else 0
+        # the k-th new call is launched while the abandons it adds stay under `target` times the answers it adds
+        affordable = np.diff(abandons) <= target * new_call[-1]
+        return max_new if affordable.all() else int(np.argmin(affordable))
 
     def _answers_by(self, elapsed: list[float]) -> np.ndarray:
         assert self._ring_table is not None

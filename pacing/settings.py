@@ -48,24 +48,33 @@ class PacingSettings(BaseModel):
         description="the closed loop aims at this fraction of target_abandon_rate (headroom for chance), ratio;"
         " default 0.9",
     )
+    initial_marginal_factor: float = Field(
+        0.3,
+        gt=0,
+        description="the marginal abandon ratio a new call may carry, as a fraction of target_abandon_rate, before"
+        " the closed loop has measured anything; ratio; default 0.3",
+    )
     closed_loop_gain: float = Field(
-        0.004,
+        0.4,
         ge=0,
-        description="change of the model's abandon target per call of abandon budget left (or overspent) in the"
-        " regulatory window, 1/calls; default 0.004",
+        description="log-change of that marginal ratio per standard deviation of abandon budget left (positive) or"
+        " overspent (negative) in the regulatory window; higher reacts faster and wobbles more; default 0.4",
+    )
+    closed_loop_min_factor: float = Field(
+        0.02, gt=0, description="lowest marginal ratio, as a fraction of target_abandon_rate; default 0.02"
     )
     closed_loop_max_factor: float = Field(
-        3.0, ge=1, description="the model's abandon target never exceeds this times target_abandon_rate; default 3"
+        3.0, gt=0, description="highest marginal ratio, as a fraction of target_abandon_rate; default 3"
     )
     # estimators
     answer_rate_short_window: int = Field(
-        60, ge=5, description="recent dial outcomes compared with the long window to detect a change; default 60"
+        100, ge=5, description="recent dial outcomes compared with the long window to detect a change; default 100"
     )
     answer_rate_long_window: int = Field(
-        600, ge=10, description="dial outcomes the answer rate is estimated from, calls; default 600"
+        2000, ge=10, description="dial outcomes the answer rate is estimated from, calls; default 2000"
     )
     answer_rate_change_z: float = Field(
-        3.5,
+        4.0,
         gt=0,
         description="z-score of short vs long window answer rates above which the long window restarts from the"
         " short one; lower reacts faster, higher is steadier; default 3.5",
