@@ -6,6 +6,7 @@ import pytest
 
 from dialer.config import RetryRule, RetrySettings
 from dialer.core import events as ev
+from dialer.errors import Conflict, NotFound
 from tests.dialer.core.harness import Harness, campaign, of
 
 
@@ -34,7 +35,7 @@ def test_disposition_ends_wrap_up_early_and_is_recorded():
     out = h.send(ev.Disposition("a1", call.call_id, "sale"), at=25.0)
     assert of(ev.RecordDisposition, out) == [ev.RecordDisposition("c1", call.call_id, call.lead_id, "a1", "sale")]
     assert h.core.agents["a1"].state == "ready"
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         h.send(ev.Disposition("a1", "c1-unknown", "sale"), at=26.0)
 
 
@@ -252,3 +253,26 @@ def test_a_calls_per_second_slot_opens_exactly_when_promised_despite_float_round
     promised = pool.next_start_at(["t1"], start + 0.5)
     assert promised == start + 1.0
     assert pool.pick(["t1"], promised) == "t1"
+
+
+def test_caller_mistakes_raise_the_errors_the_api_maps():
+    h = Harness()
+    with pytest.raises(NotFound, match="unknown campaign 'nope'"):
+        h.send(ev.CampaignStart("nope"), at=0.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentReady("a9"), at=0.0)
+    h.agent_up("a1", at=0.0)
+    h.send(ev.AgentLoggedOut("a1"), at=1.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentPaused("a1"), at=2.0)
+    assert h.send(ev.AgentLoggedOut("a1"), at=3.0) == []  # logging out twice is harmless
+
+
+def test_commands_of_timers_fired_before_a_refused_event_are_not_lost():
+    h = Harness()
+    [call] = h.dial(1)
+    h.send(ev.Answered(call.call_id), at=1.0)
+    with pytest.raises(Conflict):
+        h.send(ev.AgentReady("ghost"), at=5.0)  # the connect limit (3.0) fires first
+    out = h.send(ev.Tick(), at=5.0)
+    assert of(ev.PlayAnnouncement, out) == [ev.PlayAnnouncement(call.call_id, None)]
