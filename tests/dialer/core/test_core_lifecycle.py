@@ -6,6 +6,7 @@ import pytest
 
 from dialer.config import RetryRule, RetrySettings
 from dialer.core import events as ev
+from dialer.errors import Conflict, NotFound
 from tests.dialer.core.harness import Harness, campaign, of
 
 
@@ -34,7 +35,7 @@ def test_disposition_ends_wrap_up_early_and_is_recorded():
     out = h.send(ev.Disposition("a1", call.call_id, "sale"), at=25.0)
     assert of(ev.RecordDisposition, out) == [ev.RecordDisposition("c1", call.call_id, call.lead_id, "a1", "sale")]
     assert h.core.agents["a1"].state == "ready"
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         h.send(ev.Disposition("a1", "c1-unknown", "sale"), at=26.0)
 
 
@@ -241,3 +242,37 @@ def test_real_progressive_policy_dials_one_line_per_ready_agent_counting_lines_i
     [request] = of(ev.RequestLeads, core.handle(ev.CampaignStart("c1"), 0.0))
     assert request.count == 2  # the paused agent is not counted
     assert not of(ev.RequestLeads, core.handle(ev.Tick(), 1.0))  # two requests still pending
+
+
+def test_a_calls_per_second_slot_opens_exactly_when_promised_despite_float_rounding():
+    from dialer.core.trunks import TrunkPool
+
+    start = 1.3436424411240122  # (start + 1.0) - 1.0 < start in binary floating point
+    pool = TrunkPool([("t1", 10, 1.0)])
+    pool.start("t1", start)
+    promised = pool.next_start_at(["t1"], start + 0.5)
+    assert promised == start + 1.0
+    assert pool.pick(["t1"], promised) == "t1"
+
+
+def test_caller_mistakes_raise_the_errors_the_api_maps():
+    h = Harness()
+    with pytest.raises(NotFound, match="unknown campaign 'nope'"):
+        h.send(ev.CampaignStart("nope"), at=0.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentReady("a9"), at=0.0)
+    h.agent_up("a1", at=0.0)
+    h.send(ev.AgentLoggedOut("a1"), at=1.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentPaused("a1"), at=2.0)
+    assert h.send(ev.AgentLoggedOut("a1"), at=3.0) == []  # logging out twice is harmless
+
+
+def test_commands_of_timers_fired_before_a_refused_event_are_not_lost():
+    h = Harness()
+    [call] = h.dial(1)
+    h.send(ev.Answered(call.call_id), at=1.0)
+    with pytest.raises(Conflict):
+        h.send(ev.AgentReady("ghost"), at=5.0)  # the connect limit (3.0) fires first
+    out = h.send(ev.Tick(), at=5.0)
+    assert of(ev.PlayAnnouncement, out) == [ev.PlayAnnouncement(call.call_id, None)]
