@@ -271,3 +271,19 @@ async def test_sqlite_durability_setting_is_applied_and_checked(tmp_path):
         await normal.close()
     with pytest.raises(ValueError, match="synchronous must be FULL or NORMAL"):
         await SqliteStore.open(tmp_path / "off.db", node="n", synchronous="OFF")
+
+
+async def test_open_node_store_uses_the_node_settings(tmp_path):
+    from dialer.config import NodeSettings
+    from dialer.storage import open_node_store
+
+    settings = NodeSettings(name="edge-7", database=f"sqlite:///{tmp_path / 'node.db'}", database_synchronous="FULL")
+    store = await open_node_store(settings)
+    try:
+        assert store.node == "edge-7"
+        await store.open_cdr("call-1", "c", None, None, T0)
+        assert (await store.get_cdr("call-1")).node == "edge-7"
+        async with store._db.execute("PRAGMA synchronous") as cursor:
+            assert (await cursor.fetchone())[0] == 2
+    finally:
+        await store.close()
