@@ -127,14 +127,27 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. A writer cancelled at any await (engine shutdown) must not leave the shared
+        connection inside its transaction: aiosqlite still runs what was queued, so ROLLBACK/COMMIT are shielded
+        and queued behind it."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                await asyncio.shield(self._rollback())
+                raise
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            await self._db.execute("COMMIT")
+            await asyncio.shield(self._db.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # the transaction never began (BEGIN failed or was not reached)
 
     async def _read(self, sql: str, params: Iterable[object] = ()) -> list[aiosqlite.Row]:
         async with self._lock:

@@ -287,3 +287,23 @@ async def test_open_node_store_uses_the_node_settings(tmp_path):
             assert (await cursor.fetchone())[0] == 2
     finally:
         await store.close()
+
+
+async def test_writers_cancelled_mid_transaction_leave_the_store_usable(store: Store):
+    await store.add_leads("c", leads(*numbers(60)), T0)
+    for delay_ticks in range(12):
+        task = asyncio.create_task(store.claim_leads("c", T0, 3))
+        for _ in range(delay_ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            claimed_before_cancel = await task
+        except asyncio.CancelledError:
+            claimed_before_cancel = []
+        assert len(claimed_before_cancel) in (0, 3)
+    counts = await store.count_leads("c")
+    assert counts["new"] + counts["dialing"] == 60
+    # whatever the cancelled claims committed is visible as dialing; the store still claims and writes normally
+    assert len(await store.claim_leads("c", T0, 100)) == counts["new"]
+    await store.open_cdr("after", "c", None, None, T0)
+    assert (await store.get_cdr("after")).campaign == "c"
