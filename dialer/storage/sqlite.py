@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, utc
+from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -298,6 +298,7 @@ class SqliteStore(Store):
         abandoned: bool = False,
         hangup_by: str | None = None,
     ) -> None:
+        check_outcome(outcome)
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE cdrs SET ended_at = ?, outcome = ?, sip_code = COALESCE(?, sip_code), abandoned = ?,"

@@ -174,6 +174,9 @@ async def test_cdr_errors_name_the_problem(store: Store):
         await store.update_cdr("missing", sip_code=486)
     with pytest.raises(KeyError):
         await store.close_cdr("missing", T0, "busy")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        await store.close_cdr("call-1", T0, "hung up")
+    assert (await store.get_cdr("call-1")).ended_at is None
     with pytest.raises(ValueError, match="naive datetime"):
         await store.open_cdr("call-2", "c", None, None, datetime(2026, 1, 1))
 
