@@ -13,7 +13,14 @@ from datetime import datetime
 
 import asyncpg
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
+from dialer.storage.base import (
+    ATTEMPTS_AFTER_RELEASE,
+    Store,
+    check_cdr_update,
+    check_final_status,
+    check_outcome,
+    utc,
+)
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -174,8 +181,8 @@ class PostgresStore(Store):
 
     async def release_dialing_leads(self, node: str) -> int:
         result = await self._pool.execute(
-            "UPDATE leads SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL"
-            " WHERE status = 'dialing' AND claimed_by = $1",
+            f"UPDATE leads SET status = 'scheduled', attempts = {ATTEMPTS_AFTER_RELEASE},"
+            " claimed_by = NULL, claimed_at = NULL WHERE status = 'dialing' AND claimed_by = $1",
             node,
         )
         return int(result.split()[-1])

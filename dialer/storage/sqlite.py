@@ -25,7 +25,14 @@ from pathlib import Path
 
 import aiosqlite
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
+from dialer.storage.base import (
+    ATTEMPTS_AFTER_RELEASE,
+    Store,
+    check_cdr_update,
+    check_final_status,
+    check_outcome,
+    utc,
+)
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -260,8 +267,8 @@ class SqliteStore(Store):
     async def release_dialing_leads(self, node: str) -> int:
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE leads SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL"
-                " WHERE status = 'dialing' AND claimed_by = ?",
+                f"UPDATE leads SET status = 'scheduled', attempts = {ATTEMPTS_AFTER_RELEASE},"
+                " claimed_by = NULL, claimed_at = NULL WHERE status = 'dialing' AND claimed_by = ?",
                 (node,),
             )
             return cursor.rowcount
