@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 
 from dialer.storage.models import (
+    CAMPAIGN_STATES,
     CDR_OUTCOMES,
     CDR_UPDATABLE,
     FINAL_LEAD_STATUSES,
@@ -34,6 +35,11 @@ ATTEMPTS_AFTER_RELEASE = (
     "attempts + CASE WHEN EXISTS (SELECT 1 FROM cdrs WHERE cdrs.lead_id = leads.id"
     " AND cdrs.started_at >= leads.claimed_at) THEN 1 ELSE 0 END"
 )
+
+
+def check_campaign_state(state: str) -> None:
+    if state not in CAMPAIGN_STATES:
+        raise ValueError(f"campaign state must be one of {CAMPAIGN_STATES}, got {state!r}")
 
 
 def check_final_status(status: str) -> None:

@@ -16,6 +16,7 @@ import asyncpg
 from dialer.storage.base import (
     ATTEMPTS_AFTER_RELEASE,
     Store,
+    check_campaign_state,
     check_cdr_update,
     check_final_status,
     check_outcome,
@@ -95,6 +96,7 @@ class PostgresStore(Store):
 
     # campaigns
     async def set_campaign_state(self, name: str, state: CampaignState, now: datetime) -> Campaign:
+        check_campaign_state(state)
         await self._pool.execute(
             "INSERT INTO campaigns (name, state, updated_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",

@@ -28,6 +28,7 @@ import aiosqlite
 from dialer.storage.base import (
     ATTEMPTS_AFTER_RELEASE,
     Store,
+    check_campaign_state,
     check_cdr_update,
     check_final_status,
     check_outcome,
@@ -180,6 +181,7 @@ class SqliteStore(Store):
 
     # campaigns
     async def set_campaign_state(self, name: str, state: CampaignState, now: datetime) -> Campaign:
+        check_campaign_state(state)
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO campaigns (name, state, updated_at) VALUES (?, ?, ?)"

@@ -51,6 +51,9 @@ async def test_campaign_state_upsert(store: Store):
     campaign = await store.get_campaign("spring")
     assert (campaign.state, campaign.updated_at) == ("paused", T0 + timedelta(minutes=1))
     assert [c.name for c in await store.list_campaigns()] == ["autumn", "spring"]
+    with pytest.raises(ValueError, match="campaign state must be one of"):
+        await store.set_campaign_state("spring", "dialling", T0)
+    assert (await store.get_campaign("spring")).state == "paused"
 
 
 async def test_add_leads_deduplicates_per_campaign_and_keeps_the_stored_lead(store: Store):
