@@ -2,12 +2,15 @@
 
 A number always maps to the same chain (compliance.audit.chain_of), so the lock makes "read history, decide,
 insert attempt, append audit" atomic per number across any number of connections and nodes, while numbers on
-other chains proceed in parallel. A reservation costs four round trips: BEGIN + lock, load everything, write
-everything, COMMIT.
+other chains proceed in parallel. Concurrent reservations are batched (group commit, at most one per number per
+batch, up to one batch in flight per pooled connection): a batch costs six round trips whatever its size (BEGIN +
+locks in chain order, load, DNC, chain heads, write, COMMIT), and no call returns before its commit.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -26,6 +29,7 @@ from compliance.ledger import (
     history_from_rows,
     next_number_state,
     outcome_state_update,
+    settle_batch,
     to_us,
 )
 from compliance.rules import CallerIdRecord, ConsentRecord, DncEntry, History, Verdict, decide
@@ -92,13 +96,54 @@ SELECT 1
 """
 
 
+LOAD_BATCH = """
+SELECT r.number, a.ats, a.camps, s.refusals, s.last_refusal_us, s.invalid_us, s.last_abandon_us,
+       c.scopes, c.channels, c.granted, c.expires, c.revoked, ci.marketing, nextval('attempts_id_seq') AS next_id
+FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[]) AS r(number, since, need_consent, caller_id)
+CROSS JOIN LATERAL (SELECT array_agg(at_us ORDER BY at_us) AS ats, array_agg(campaign ORDER BY at_us) AS camps
+                    FROM attempts WHERE number = r.number AND at_us > r.since) a
+CROSS JOIN LATERAL (SELECT array_agg(scope) AS scopes, array_agg(channel) AS channels, array_agg(granted_us) AS granted,
+                           array_agg(expires_us) AS expires, array_agg(revoked_us) AS revoked
+                    FROM consents WHERE r.need_consent AND number = r.number) c
+LEFT JOIN number_state s ON s.number = r.number
+LEFT JOIN caller_ids ci ON ci.number = r.caller_id
+"""
+
+WRITE_BATCH = f"""
+WITH attempt AS (
+    INSERT INTO attempts (id, number, campaign, at_us)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])),
+audit_rows AS (
+    INSERT INTO audit ({AUDIT_COLUMNS})
+    SELECT * FROM unnest($5::int[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bool[],
+                         $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[])
+    RETURNING chain, seq, hash)
+INSERT INTO audit_heads (chain, seq, hash)
+SELECT DISTINCT ON (chain) chain, seq, hash FROM audit_rows ORDER BY chain, seq DESC
+ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+"""
+
+MAX_BATCH = 64
+
+
+def _key(request: ReserveRequest) -> str:
+    return request.number.e164 if request.number else request.raw
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
 def _zip(*columns):
     return list(zip(*columns)) if columns[0] is not None else []
 
 
 class PostgresLedger(Ledger):
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, pool_size: int):
         self._pool = pool
+        self._pool_size = pool_size
+        self._pending: deque[tuple[ReserveRequest, asyncio.Future]] = deque()
+        self._drainers = 0
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 8, schema: str | None = None) -> "PostgresLedger":
@@ -113,7 +158,7 @@ class PostgresLedger(Ledger):
                 await conn.execute(SCHEMA)
             finally:
                 await conn.execute(f"SELECT pg_advisory_unlock({LOCK_NAMESPACE}, -1)")
-        return cls(pool)
+        return cls(pool, pool_size)
 
     @staticmethod
     def _load_args(request: ReserveRequest, chain: int, take_id: bool) -> tuple:
@@ -126,43 +171,101 @@ class PostgresLedger(Ledger):
         )
 
     @staticmethod
-    def _history(row, request: ReserveRequest) -> History:
+    def _history(row, request: ReserveRequest, dnc_rows: list | None = None) -> History:
         state = None if row["refusals"] is None else (row["refusals"], row["last_refusal_us"], row["invalid_us"], row["last_abandon_us"])
         return history_from_rows(
             _zip(row["ats"], row["camps"]),
             state,
-            _zip(row["entries"], row["prefixes"], row["lists"], row["dnc_camps"]),
+            _zip(row["entries"], row["prefixes"], row["lists"], row["dnc_camps"]) if dnc_rows is None else [tuple(d) for d in dnc_rows],
             _zip(row["scopes"], row["channels"], row["granted"], row["expires"], row["revoked"]),
             None if row["marketing"] is None else (row["marketing"],),
             request.caller_id,
         )
 
     async def reserve(self, request: ReserveRequest) -> AttemptRef:
-        number = request.number.e164 if request.number else request.raw
-        chain = chain_of(number)
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._drainers < self._pool_size:
+            self._drainers += 1
+            asyncio.create_task(self._drain())
+        return await future
+
+    def _take_batch(self) -> list[tuple[ReserveRequest, asyncio.Future]]:
+        """Up to MAX_BATCH pending requests, at most one per number (a repeat waits for the next batch)."""
+        batch, later, seen = [], deque(), set()
+        while self._pending and len(batch) < MAX_BATCH:
+            item = self._pending.popleft()
+            key = _key(item[0])
+            (later if key in seen else batch).append(item)
+            seen.add(key)
+        self._pending.extendleft(reversed(later))
+        return batch
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                await settle_batch(self._take_batch(), self._reserve_batch)
+        finally:
+            self._drainers -= 1
+
+    async def _reserve_batch(self, requests: list[ReserveRequest]) -> list[AttemptRef]:
+        keys = [_key(r) for r in requests]
+        chains = sorted({chain_of(k) for k in keys})
+        parsed = [r for r in requests if r.number is not None]
+        locks = "; ".join(f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {c})" for c in chains)
         async with self._pool.acquire() as conn:
-            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {chain})")
+            await conn.execute(f"BEGIN; {locks}")
             try:
-                if request.number is None:
-                    verdict, attempt_id = INVALID_VERDICT, None
-                    head_row = await conn.fetchrow("SELECT seq, hash FROM audit_heads WHERE chain = $1", chain)
-                    head = None if head_row is None else (head_row["seq"], head_row["hash"])
-                else:
-                    row = await conn.fetchrow(LOAD, *self._load_args(request, chain, True))
-                    verdict = decide(request.number, request.rules, self._history(row, request), request.now, campaign=request.campaign)
-                    attempt_id = row["next_id"] if verdict.allowed else None
-                    head = None if row["seq"] is None else (row["seq"], row["hash"])
-                audit = audit_row(
-                    kind="reserve", key=number, head=head, at=request.now, number=number, campaign=request.campaign,
-                    verdict_allowed=verdict.allowed, reason=verdict.reason.value, rules=request.rules,
-                    attempt_id=attempt_id, inputs=decision_inputs(request, verdict),
-                )
-                await conn.execute(WRITE, *_audit_values(audit), attempt_id, to_us(request.now))
+                loaded = {}
+                if parsed:
+                    rows = await conn.fetch(LOAD_BATCH, *self._batch_args(parsed))
+                    loaded = {r["number"]: r for r in rows}
+                    candidates = sorted({c for r in parsed for c in dnc_candidates(r.number.e164)})
+                    dnc_rows = await conn.fetch(
+                        "SELECT entry, is_prefix, list_name, campaign FROM dnc WHERE entry = ANY($1::text[])", candidates
+                    )
+                heads = {
+                    r["chain"]: (r["seq"], r["hash"])
+                    for r in await conn.fetch("SELECT chain, seq, hash FROM audit_heads WHERE chain = ANY($1::int[])", chains)
+                }
+                results, attempts, audits = [], [], []
+                for request, key in zip(requests, keys):
+                    if request.number is None:
+                        verdict, attempt_id = INVALID_VERDICT, None
+                    else:
+                        row = loaded[key]
+                        matching = [d for d in dnc_rows if key.startswith(d["entry"])]
+                        history = self._history(row, request, matching)
+                        verdict = decide(request.number, request.rules, history, request.now, campaign=request.campaign)
+                        attempt_id = row["next_id"] if verdict.allowed else None
+                    if attempt_id is not None:
+                        attempts.append((attempt_id, key, request.campaign, to_us(request.now)))
+                    audit = audit_row(
+                        kind="reserve", key=key, head=heads.get(chain_of(key)), at=request.now, number=key,
+                        campaign=request.campaign, verdict_allowed=verdict.allowed, reason=verdict.reason.value,
+                        rules=request.rules, attempt_id=attempt_id, inputs=decision_inputs(request, verdict),
+                    )
+                    heads[audit.chain] = (audit.seq, audit.hash)
+                    audits.append(_audit_values(audit))
+                    results.append(AttemptRef(attempt_id, verdict))
+                await conn.execute(WRITE_BATCH, *_columns(attempts, 4), *_columns(audits, 14))
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
-        return AttemptRef(attempt_id, verdict)
+        return results
+
+    @staticmethod
+    def _batch_args(requests: list[ReserveRequest]) -> tuple:
+        columns = ([], [], [], [])
+        for request in requests:
+            rules = request.rules
+            needs_caller_id = rules.caller_id.registration_required or rules.caller_id.marketing_flag_required
+            columns[0].append(request.number.e164)
+            columns[1].append(to_us(request.now - timedelta(seconds=rules.history_horizon_s())))
+            columns[2].append(rules.consent.required)
+            columns[3].append(request.caller_id if needs_caller_id else None)
+        return columns
 
     async def check(self, request: ReserveRequest) -> Verdict:
         if request.number is None:

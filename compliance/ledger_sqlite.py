@@ -1,4 +1,4 @@
-"""SQLite ledger: WAL, synchronous=FULL, `BEGIN IMMEDIATE` reservations with group commit.
+"""SQLite ledger: WAL, synchronous=FULL (or NORMAL on request), `BEGIN IMMEDIATE` reservations, group commit.
 
 All SQL runs on one dedicated thread (the asyncio loop never blocks). Concurrent `reserve` calls are queued
 and committed together: each reservation still sees every earlier one of the batch, the batch costs one
@@ -28,6 +28,7 @@ from compliance.ledger import (
     history_from_rows,
     next_number_state,
     outcome_state_update,
+    settle_batch,
     to_us,
 )
 from compliance.rules import CallerIdRecord, ConsentRecord, DncEntry, History, Verdict, decide
@@ -60,19 +61,26 @@ CREATE TABLE IF NOT EXISTS audit_heads (chain INTEGER PRIMARY KEY, seq INTEGER N
 """
 
 AUDIT_COLUMNS = "chain, seq, at_us, kind, number, campaign, allowed, reason, pack, pack_version, attempt_id, inputs, prev_hash, hash"
+INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({','.join('?' * 14)})"
+UPSERT_HEAD = (
+    "INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?) "
+    "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+)
 
 
 class SqliteLedger(Ledger):
-    def __init__(self, path: str):
+    def __init__(self, path: str, synchronous: str = "full"):
         self.path = path
+        self.synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[ReserveRequest, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, path: str) -> "SqliteLedger":
-        ledger = cls(path)
+    async def open(cls, path: str, *, synchronous: str = "full") -> "SqliteLedger":
+        """synchronous: "full" (every commit fsynced: survives power loss) or "normal" (survives kill -9)."""
+        ledger = cls(path, synchronous)
         await ledger._run(ledger._connect)
         return ledger
 
@@ -85,7 +93,7 @@ class SqliteLedger(Ledger):
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         db.execute("PRAGMA busy_timeout = 60000")
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
+        db.execute(f"PRAGMA synchronous = {'NORMAL' if self.synchronous == 'normal' else 'FULL'}")
         db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._db = db
 
@@ -101,22 +109,16 @@ class SqliteLedger(Ledger):
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                results = await self._run(self._reserve_batch, [r for r, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results):
-                if not future.done():
-                    future.set_result(result)
+            await settle_batch(batch, lambda requests: self._run(self._reserve_batch, requests))
 
     def _reserve_batch(self, requests: list[ReserveRequest]) -> list[AttemptRef]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._reserve_one(db, request) for request in requests]
+            # The write lock is held for the whole batch, so chain heads can be kept here and written once.
+            heads: dict[int, tuple[int, str]] = {}
+            results = [self._reserve_one(db, request, heads) for request in requests]
+            db.executemany(UPSERT_HEAD, [(chain, seq, digest) for chain, (seq, digest) in heads.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -155,7 +157,7 @@ class SqliteLedger(Ledger):
         history = self._history(db, request)
         return decide(request.number, request.rules, history, request.now, campaign=request.campaign)
 
-    def _reserve_one(self, db: sqlite3.Connection, request: ReserveRequest) -> AttemptRef:
+    def _reserve_one(self, db: sqlite3.Connection, request: ReserveRequest, heads: dict) -> AttemptRef:
         verdict = self._verdict(db, request)
         attempt_id = None
         number = request.number.e164 if request.number else request.raw
@@ -166,6 +168,7 @@ class SqliteLedger(Ledger):
             ).lastrowid
         self._append(
             db,
+            heads=heads,
             key=number,
             kind="reserve",
             at=request.now,
@@ -179,15 +182,18 @@ class SqliteLedger(Ledger):
         )
         return AttemptRef(attempt_id, verdict)
 
-    def _append(self, db: sqlite3.Connection, *, key: str, **fields) -> None:
-        head = db.execute("SELECT seq, hash FROM audit_heads WHERE chain = ?", (chain_of(key),)).fetchone()
+    def _append(self, db: sqlite3.Connection, *, key: str, heads: dict | None = None, **fields) -> None:
+        """Append to key's chain. With `heads` (a batch's), the head is read once, kept there, written by the caller."""
+        chain = chain_of(key)
+        head = heads.get(chain) if heads is not None else None
+        if head is None:
+            head = db.execute("SELECT seq, hash FROM audit_heads WHERE chain = ?", (chain,)).fetchone()
         row = audit_row(key=key, head=head, **fields)
-        db.execute(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({','.join('?' * 14)})", _audit_values(row))
-        db.execute(
-            "INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?) "
-            "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (row.chain, row.seq, row.hash),
-        )
+        db.execute(INSERT_AUDIT, _audit_values(row))
+        if heads is not None:
+            heads[chain] = (row.seq, row.hash)
+        else:
+            db.execute(UPSERT_HEAD, (row.chain, row.seq, row.hash))
 
     async def check(self, request: ReserveRequest) -> Verdict:
         return await self._run(self._verdict, self._db, request)

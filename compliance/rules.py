@@ -127,11 +127,10 @@ def _tighter_window(a: CallingWindow, b: CallingWindow) -> CallingWindow:
     )
 
 
-@lru_cache(maxsize=4096)
-def _number_rules_cached(rules: RulePack, e164: str) -> NumberRules:
+def _resolve_number_rules(rules: RulePack, e164_prefix: str) -> NumberRules:
     window, caps, regional_name = rules.calling_window, rules.caps_per_number, None
     for regional in rules.regional:
-        if any(e164.startswith(prefix) for prefix in regional.prefixes):
+        if any(e164_prefix.startswith(prefix) for prefix in regional.prefixes):
             regional_name = regional.name
             if regional.calling_window is not None:
                 window = _tighter_window(window, regional.calling_window)
@@ -146,9 +145,25 @@ def _number_rules_cached(rules: RulePack, e164: str) -> NumberRules:
     )
 
 
+# Keyed by the pack object's identity (hashing a nested pydantic model on every decision costs more than the
+# decision); the entry keeps the pack alive so the id stays its own.
+_NUMBER_RULES: dict[int, tuple[RulePack, int, dict[str, NumberRules]]] = {}
+
+
 def number_rules(rules: RulePack, e164: str) -> NumberRules:
-    # Regional rules select by E.164 prefix; the longest regional prefix bounds the cache key.
-    return _number_rules_cached(rules, e164[:8])
+    """The pack's rules for this number; regional rules select by E.164 prefix."""
+    entry = _NUMBER_RULES.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        if len(_NUMBER_RULES) >= 256:
+            _NUMBER_RULES.clear()
+        key_length = max((len(p) for r in rules.regional for p in r.prefixes), default=0)
+        entry = _NUMBER_RULES[id(rules)] = (rules, key_length, {})
+    _, key_length, by_prefix = entry
+    key = e164[:key_length]
+    resolved = by_prefix.get(key)
+    if resolved is None:
+        resolved = by_prefix[key] = _resolve_number_rules(rules, key)
+    return resolved
 
 
 @lru_cache(maxsize=1024)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compliance.packs import Caps, CallingWindow, HolidayRule, RulePack
+from compliance.packs import Caps, CallingWindow, HolidayRule, PackError, RulePack, UnknownPack, load_pack
 
-__all__ = ["CampaignCompliance", "LooseningError", "effective_rules"]
+__all__ = ["CampaignCompliance", "LooseningError", "campaign_timing_problems", "effective_rules"]
 
 
 class CampaignCompliance(BaseModel):
@@ -27,8 +27,17 @@ class CampaignCompliance(BaseModel):
     min_ring_s: float | None = Field(None, gt=0, description="ring longer before giving up, seconds")
     recording_retention_days: int | None = Field(None, ge=0, description="keep recordings longer, days")
 
+    @model_validator(mode="after")
+    def _pack_exists_and_is_only_tightened(self) -> "CampaignCompliance":
+        # Surfaces an unknown pack or a loosening override when the config is loaded, with its key path.
+        try:
+            effective_rules(load_pack(self.rule_pack), self)
+        except (UnknownPack, PackError) as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
-class LooseningError(ValueError):
+
+class LooseningError(ValueError):  # a ValueError, so pydantic reports it under the config key path
     """A campaign override that would loosen its rule pack."""
 
 
@@ -123,3 +132,14 @@ def effective_rules(pack: RulePack, overrides: CampaignCompliance) -> RulePack:
     if problems:
         raise LooseningError(f"campaign overrides would loosen rule pack {pack.name!r}: " + "; ".join(problems))
     return pack.model_validate({**pack.model_dump(), **{k: v for k, v in changes.items()}})
+
+
+def campaign_timing_problems(rules: RulePack, *, ring_timeout_s: float, connect_limit_s: float) -> list[str]:
+    """What in a campaign's call timing breaks its pack (ring too short, connect limit too long); empty if none."""
+    problems = []
+    if rules.min_ring_s is not None and ring_timeout_s < rules.min_ring_s:
+        problems.append(f"ring_timeout_s {ring_timeout_s} is shorter than pack {rules.name!r}'s min_ring_s {rules.min_ring_s}")
+    limit = rules.abandon.connect_limit_s
+    if limit is not None and connect_limit_s > limit:
+        problems.append(f"connect_limit_s {connect_limit_s} is longer than pack {rules.name!r}'s connect_limit_s {limit}")
+    return problems

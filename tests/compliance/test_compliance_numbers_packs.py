@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 
 from compliance.numbers import InvalidNumber, mask_number, normalize
-from compliance.packs import PackError, UnknownPack, known_packs, load_pack
+from pydantic import ValidationError
+
+from compliance.packs import Caps, CallingWindow, PackError, UnknownPack, known_packs, load_pack
 from compliance.reasons import PERMANENT, Reason, winning_reason
 from compliance.settings import CampaignCompliance, LooseningError, effective_rules
 
@@ -75,17 +77,72 @@ def test_campaign_tightening_applies_and_loosening_is_refused():
     assert str(tight.calling_window.start) == "09:00:00" and tight.caps_per_number.rolling_24h == 2
     assert str(tight.regional[0].calling_window.end) == "20:00:00" and str(tight.regional[0].calling_window.start) == "09:00:00"
     assert tight.consent.required and tight.abandon.max_rate == 0.02
+    loose = CampaignCompliance.model_construct(
+        rule_pack="us", calling_window=CallingWindow(start="07:00", end="21:00"), caps_per_number=Caps(rolling_24h=4),
+        max_abandon_rate=0.05,
+    )
     with pytest.raises(LooseningError) as err:
-        effective_rules(
-            us,
-            CampaignCompliance(
-                rule_pack="us", calling_window={"start": "07:00", "end": "21:00"}, caps_per_number={"rolling_24h": 4},
-                max_abandon_rate=0.05,
-            ),
-        )
+        effective_rules(us, loose)
     message = str(err.value)
     assert "calling_window" in message and "rolling_24h 4" in message and "max_abandon_rate 0.05" in message
-    with pytest.raises(LooseningError, match="consent_required"):
-        effective_rules(load_pack("cn"), CampaignCompliance(rule_pack="cn", consent_required=False))
-    with pytest.raises(LooseningError, match="refusal_block_after"):
-        effective_rules(load_pack("cn"), CampaignCompliance(rule_pack="cn", refusal_block_after=5))
+    with pytest.raises(ValidationError, match="consent_required"):
+        CampaignCompliance(rule_pack="cn", consent_required=False)
+    with pytest.raises(ValidationError, match="refusal_block_after"):
+        CampaignCompliance(rule_pack="cn", refusal_block_after=5)
+
+
+def test_config_check_reports_a_loosening_campaign_and_an_unknown_pack_with_the_key_path(tmp_path):
+    from dialer.config import ConfigError, load_config
+
+    bad = tmp_path / "loose.yaml"
+    bad.write_text(
+        "api:\n  token: abcdefghijklmnopqrstuvwxyz\n"
+        "trunks:\n  - name: t\n    host: 127.0.0.1\n"
+        "campaigns:\n  - name: c1\n    caller_id: '+12025550100'\n    trunks: [t]\n"
+        "    compliance:\n      rule_pack: us\n      caps_per_number: {rolling_24h: 9}\n"
+        "  - name: c2\n    caller_id: '+12025550100'\n    trunks: [t]\n"
+        "    compliance: {rule_pack: fr}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    message = str(err.value)
+    assert "campaigns.0.compliance" in message and "rolling_24h 9 is looser" in message
+    assert "campaigns.1.compliance" in message and "unknown rule pack 'fr'" in message
+
+
+def test_campaign_context_from_the_dialer_config_section():
+    from compliance.gate import CampaignContext
+    from dialer.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "demo.yaml")
+    campaign = config.campaigns[0]
+    context = CampaignContext.from_settings(campaign.name, campaign.caller_id, campaign.compliance)
+    assert context.rules.name == "us" and context.caller_id == "+12025550100"
+    loose = CampaignCompliance.model_construct(rule_pack="us", caps_per_number=Caps(rolling_24h=9))
+    with pytest.raises(LooseningError):
+        CampaignContext.from_settings("x", "+12025550100", loose)
+    with pytest.raises(UnknownPack):
+        CampaignContext.from_settings("x", "+12025550100", CampaignCompliance.model_construct(rule_pack="zz"))
+
+
+def test_campaign_timing_against_the_pack():
+    from compliance.settings import campaign_timing_problems
+
+    assert campaign_timing_problems(load_pack("uk"), ring_timeout_s=15, connect_limit_s=2) == []
+    assert "min_ring_s 15" in campaign_timing_problems(load_pack("uk"), ring_timeout_s=14.9, connect_limit_s=2)[0]
+    assert "connect_limit_s 2" in campaign_timing_problems(load_pack("us"), ring_timeout_s=25, connect_limit_s=2.5)[0]
+    assert campaign_timing_problems(load_pack("cn"), ring_timeout_s=5, connect_limit_s=9) == []
+
+
+def test_config_check_reports_a_uk_campaign_that_gives_up_ringing_too_soon(tmp_path):
+    from dialer.config import ConfigError, load_config
+
+    bad = tmp_path / "short_ring.yaml"
+    bad.write_text(
+        "api:\n  token: abcdefghijklmnopqrstuvwxyz\n"
+        "trunks:\n  - name: t\n    host: 127.0.0.1\n"
+        "campaigns:\n  - name: c1\n    caller_id: '+442079460001'\n    trunks: [t]\n    ring_timeout_s: 10\n"
+        "    compliance: {rule_pack: uk}\n"
+    )
+    with pytest.raises(ConfigError, match=r"campaigns\.0.*ring_timeout_s 10.0 is shorter than pack 'uk'"):
+        load_config(bad)
