@@ -51,6 +51,12 @@ LEAD_COLUMNS = (
     "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by"
 )
 TIME_COLUMNS = frozenset({"started_at", "answered_at", "bridged_at", "ended_at"})
+# The hopper walks the campaign's priorities from the top (each step one index seek), then takes due leads of
+# that priority in due order: the cost stays with the leads claimed, however many wait for later at a higher one.
+TOP_PRIORITY_SQL = (
+    "SELECT priority FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled') {below}"
+    " ORDER BY priority DESC LIMIT 1"
+)
 
 
 def to_text(moment: datetime | None) -> str | None:
@@ -236,16 +242,27 @@ class SqliteStore(Store):
         if limit <= 0:
             return []
         stamp = to_text(now)
+        claimed: list[Lead] = []
         async with self._write() as db:
-            async with db.execute(
-                "UPDATE leads SET status = 'dialing', claimed_by = ?, claimed_at = ? WHERE id IN ("
-                " SELECT id FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled')"
-                " AND next_attempt_at <= ? ORDER BY priority DESC, next_attempt_at, id LIMIT ?)"
-                f" RETURNING {LEAD_COLUMNS}",
-                (self.node, stamp, campaign, stamp, limit),
-            ) as cursor:
-                claimed = [lead_from_row(r) for r in await cursor.fetchall()]
-        return sorted(claimed, key=lambda lead: (-lead.priority, lead.next_attempt_at, lead.id))
+            priority: int | None = None
+            while len(claimed) < limit:
+                below = "" if priority is None else "AND priority < ?"
+                params = (campaign,) if priority is None else (campaign, priority)
+                async with db.execute(TOP_PRIORITY_SQL.format(below=below), params) as cursor:
+                    row = await cursor.fetchone()
+                if row is None:
+                    break
+                (priority,) = row
+                async with db.execute(
+                    "UPDATE leads SET status = 'dialing', claimed_by = ?, claimed_at = ? WHERE id IN ("
+                    " SELECT id FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled') AND priority = ?"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                    f" RETURNING {LEAD_COLUMNS}",
+                    (self.node, stamp, campaign, priority, stamp, limit - len(claimed)),
+                ) as cursor:
+                    batch = [lead_from_row(r) for r in await cursor.fetchall()]
+                claimed += sorted(batch, key=lambda lead: (lead.next_attempt_at, lead.id))
+        return claimed
 
     async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
         async with self._write() as db:
