@@ -5,9 +5,10 @@ returns; NORMAL only skips the fsync, so a commit survives `kill -9` of the engi
 cache and reaches the disk) and any clean OS restart -- tests/dialer/storage/test_store_crash.py kills a real
 process to prove it. What NORMAL can lose is the last commits before a power cut or kernel crash (the database
 stays consistent). FULL (node.database_synchronous) closes that gap with one fsync per commit, measured here at
-110-400 commits/s against 5,000-6,700 with NORMAL (benchmarks/store_hopper.py), which would cap a node at some
-20-60 calls per second (each call commits about six times); the compliance ledger, which alone decides whether a number may be
-dialled again, keeps its own durability, so a lost engine commit cannot breach a cap.
+110-430 commits/s against 1,400-6,700 with NORMAL, about tenfold fewer in every run (benchmarks/store_hopper.py);
+at about six commits per call that caps a node near 20-70 calls per second. The compliance ledger, which alone
+decides whether a number may be dialled again, keeps its own durability, so a lost engine commit cannot breach a
+cap.
 
 Writers take the lock up front (BEGIN IMMEDIATE), so a claim reads and marks its leads with no other writer in
 between, across tasks and across processes sharing the file; busy_timeout makes them queue instead of failing.
