@@ -5,7 +5,7 @@ returns; NORMAL only skips the fsync, so a commit survives `kill -9` of the engi
 cache and reaches the disk) and any clean OS restart -- tests/dialer/storage/test_store_crash.py kills a real
 process to prove it. What NORMAL can lose is the last commits before a power cut or kernel crash (the database
 stays consistent). FULL (node.database_synchronous) closes that gap with one fsync per commit, measured here at
-110-430 commits/s against 1,400-6,700 with NORMAL, about tenfold fewer in every run (benchmarks/store_hopper.py);
+110-430 commits/s against 1,400-6,700 with NORMAL, 9 to 60 times fewer across runs (benchmarks/store_hopper.py);
 at about six commits per call that caps a node near 20-70 calls per second. The compliance ledger, which alone
 decides whether a number may be dialled again, keeps its own durability, so a lost engine commit cannot breach a
 cap.
