@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 
 from dialer.storage.models import (
+    CAMPAIGN_STATES,
+    CDR_OUTCOMES,
     CDR_UPDATABLE,
     FINAL_LEAD_STATUSES,
     AddLeadsResult,
@@ -28,9 +30,26 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+# Crash recovery: a released lead whose call had started (a CDR opened since its claim) counts the attempt.
+ATTEMPTS_AFTER_RELEASE = (
+    "attempts + CASE WHEN EXISTS (SELECT 1 FROM cdrs WHERE cdrs.lead_id = leads.id"
+    " AND cdrs.started_at >= leads.claimed_at) THEN 1 ELSE 0 END"
+)
+
+
+def check_campaign_state(state: str) -> None:
+    if state not in CAMPAIGN_STATES:
+        raise ValueError(f"campaign state must be one of {CAMPAIGN_STATES}, got {state!r}")
+
+
 def check_final_status(status: str) -> None:
     if status not in FINAL_LEAD_STATUSES:
         raise ValueError(f"finish_lead: status must be one of {FINAL_LEAD_STATUSES}, got {status!r}")
+
+
+def check_outcome(outcome: str) -> None:
+    if outcome not in CDR_OUTCOMES:
+        raise ValueError(f"close_cdr: outcome must be one of {CDR_OUTCOMES}, got {outcome!r}")
 
 
 def check_cdr_update(values: dict[str, object]) -> list[str]:
@@ -93,7 +112,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release_dialing_leads(self, node: str) -> int:
-        """Crash recovery: leads `node` had claimed go back to the hopper unchanged otherwise. Returns how many."""
+        """Crash recovery: leads `node` had claimed go back to the hopper, due as before. A lead whose call had
+        started (a CDR opened since the claim) counts that attempt. Returns how many leads were released."""
 
     # CDRs
     @abc.abstractmethod

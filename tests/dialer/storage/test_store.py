@@ -51,6 +51,9 @@ async def test_campaign_state_upsert(store: Store):
     campaign = await store.get_campaign("spring")
     assert (campaign.state, campaign.updated_at) == ("paused", T0 + timedelta(minutes=1))
     assert [c.name for c in await store.list_campaigns()] == ["autumn", "spring"]
+    with pytest.raises(ValueError, match="campaign state must be one of"):
+        await store.set_campaign_state("spring", "dialling", T0)
+    assert (await store.get_campaign("spring")).state == "paused"
 
 
 async def test_add_leads_deduplicates_per_campaign_and_keeps_the_stored_lead(store: Store):
@@ -122,9 +125,13 @@ async def test_release_dialing_leads_frees_only_the_crashed_nodes_claims(open_te
     await node_a.add_leads("c", leads(*numbers(4)), T0)
     claimed_a = await node_a.claim_leads("c", T0, 2)
     claimed_b = await node_b.claim_leads("c", T0, 2)
+    await node_a.open_cdr("before-claim", "c", claimed_a[1].id, "t", T0 - timedelta(hours=1))  # an older call
+    await node_a.open_cdr("crashed-call", "c", claimed_a[0].id, "t", T0 + timedelta(seconds=1))
     assert await node_b.release_dialing_leads("a") == 2
     released = [await node_b.get_lead(lead.id) for lead in claimed_a]
-    assert all(lead.status == "scheduled" and lead.claimed_by is None and lead.attempts == 0 for lead in released)
+    assert all(lead.status == "scheduled" and lead.claimed_by is None for lead in released)
+    assert [lead.next_attempt_at for lead in released] == [T0, T0]
+    assert [lead.attempts for lead in released] == [1, 0]  # only the lead whose call had started counts it
     assert [(await node_b.get_lead(lead.id)).claimed_by for lead in claimed_b] == ["b", "b"]
     assert {lead.id for lead in await node_b.claim_leads("c", T0, 10)} == {lead.id for lead in claimed_a}
 
@@ -174,6 +181,9 @@ async def test_cdr_errors_name_the_problem(store: Store):
         await store.update_cdr("missing", sip_code=486)
     with pytest.raises(KeyError):
         await store.close_cdr("missing", T0, "busy")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        await store.close_cdr("call-1", T0, "hung up")
+    assert (await store.get_cdr("call-1")).ended_at is None
     with pytest.raises(ValueError, match="naive datetime"):
         await store.open_cdr("call-2", "c", None, None, datetime(2026, 1, 1))
 
@@ -271,3 +281,56 @@ async def test_sqlite_durability_setting_is_applied_and_checked(tmp_path):
         await normal.close()
     with pytest.raises(ValueError, match="synchronous must be FULL or NORMAL"):
         await SqliteStore.open(tmp_path / "off.db", node="n", synchronous="OFF")
+
+
+async def test_open_node_store_uses_the_node_settings(tmp_path):
+    from dialer.config import NodeSettings
+    from dialer.storage import open_node_store
+
+    settings = NodeSettings(name="edge-7", database=f"sqlite:///{tmp_path / 'node.db'}", database_synchronous="FULL")
+    store = await open_node_store(settings)
+    try:
+        assert store.node == "edge-7"
+        await store.open_cdr("call-1", "c", None, None, T0)
+        assert (await store.get_cdr("call-1")).node == "edge-7"
+        async with store._db.execute("PRAGMA synchronous") as cursor:
+            assert (await cursor.fetchone())[0] == 2
+    finally:
+        await store.close()
+
+
+async def test_writers_cancelled_mid_transaction_leave_the_store_usable(store: Store):
+    await store.add_leads("c", leads(*numbers(60)), T0)
+    for delay_ticks in range(12):
+        task = asyncio.create_task(store.claim_leads("c", T0, 3))
+        for _ in range(delay_ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            claimed_before_cancel = await task
+        except asyncio.CancelledError:
+            claimed_before_cancel = []
+        assert len(claimed_before_cancel) in (0, 3)
+    counts = await store.count_leads("c")
+    assert counts["new"] + counts["dialing"] == 60
+    # whatever the cancelled claims committed is visible as dialing; the store still claims and writes normally
+    assert len(await store.claim_leads("c", T0, 100)) == counts["new"]
+    await store.open_cdr("after", "c", None, None, T0)
+    assert (await store.get_cdr("after")).campaign == "c"
+
+
+async def test_a_database_from_schema_version_1_is_upgraded_in_place(store_dsn, open_test_store, monkeypatch):
+    full_steps = dialer.storage.migrations.STEPS
+    monkeypatch.setattr(dialer.storage.migrations, "STEPS", full_steps[:1])
+    old = await open_test_store()
+    assert await old.schema_version() == 1
+    await old.add_leads("c", leads("+12025550100"), T0)
+    [lead] = await old.claim_leads("c", T0, 1)
+    await old.open_cdr("call-1", "c", lead.id, "t", T0)
+    await old.close()
+
+    monkeypatch.setattr(dialer.storage.migrations, "STEPS", full_steps)
+    upgraded = await open_test_store()
+    assert await upgraded.schema_version() == dialer.storage.migrations.LATEST_VERSION
+    assert await upgraded.release_dialing_leads("node1") == 1
+    assert (await upgraded.get_lead(lead.id)).attempts == 1
