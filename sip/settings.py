@@ -103,5 +103,8 @@ class TrunkSettings(Frozen):
         None, description="Privacy header value (RFC 3323/3325); null: no header"
     )
     anonymous_from: bool = Field(False, description="present From as anonymous (caller ID only in P-Asserted-Identity)")
+    failover_timeout_s: float = Field(
+        4.0, gt=0, description="no response at all to an INVITE within this: try the next trunk, seconds"
+    )
     register_expires_s: int = Field(600, ge=60, description="registration lifetime asked of the trunk, seconds")
     register_retry_s: float = Field(30.0, gt=0, description="wait before retrying a failed trunk registration, seconds")
