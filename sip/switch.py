@@ -189,7 +189,7 @@ class Switch:
                               last_reason: str = "no trunk could take the call") -> None:
         while attempt.remaining:
             state = self.trunks[attempt.remaining.pop(0)]
-            if not state.up or state.address is None or not state.has_channel():
+            if not self._can_take(state):
                 continue
             wait = self._buckets[state.name].take(self.endpoint.now)
             if wait > 0:
@@ -245,8 +245,11 @@ class Switch:
         def check() -> None:
             if handle is None or call.handle is not handle or call.finished or handle.session.responded:
                 return
-            log.warning("trunk %s: no response to INVITE in %.1f s; failing over", state.name,
-                        state.settings.failover_timeout_s)
+            if not any(self._can_take(self.trunks[name]) for name in attempt.remaining):
+                return  # nowhere better to go: keep waiting (Timer B, ring timeout) rather than give up
+            if state.up:
+                log.warning("trunk %s: no response to INVITE in %.1f s; marked down, failing over", state.name,
+                            state.settings.failover_timeout_s)
             state.up = False  # OPTIONS brings it back
             # a provisional arriving later makes the session CANCEL, a late 2xx gets ACK and BYE
             self.endpoint.session_actions(handle, handle.session.cancel(self.endpoint.now))
@@ -254,6 +257,10 @@ class Switch:
             asyncio.ensure_future(self._try_next_trunk(call, attempt, 408, SILENT_TRUNK))
 
         asyncio.get_running_loop().call_later(state.settings.failover_timeout_s, check)
+
+    @staticmethod
+    def _can_take(state: TrunkState) -> bool:
+        return state.up and state.address is not None and state.has_channel()
 
     def _release_channel(self, attempt: _Attempt | None) -> None:
         if attempt is not None and attempt.channel is not None:
