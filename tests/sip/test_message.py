@@ -144,3 +144,16 @@ def test_fuzz_mutated_invite_only_raises_parse_error(position: int, noise: bytes
         _ = (message.contacts, message.record_routes, message.routes)
     except SipParseError as error:
         error_response_for(data, error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(INVITE) * 3), max_size=12))
+def test_fuzz_stream_parser_is_independent_of_segmentation(cuts: list[int]) -> None:
+    stream = INVITE * 3
+    parser = StreamParser()
+    out = []
+    start = 0
+    for cut in sorted(set(cuts)) + [len(stream)]:
+        out += parser.feed(stream[start:cut])
+        start = max(start, cut)
+    assert [m.to_bytes() for m in out] == [parse_message(INVITE).to_bytes()] * 3

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -156,3 +157,30 @@ async def test_options_health_marks_a_silent_trunk_down(carrier: Carrier) -> Non
     finally:
         await runtime.stop()
         await endpoint.close()
+
+
+async def test_a_silent_trunk_is_skipped_after_failover_timeout(carrier: Carrier) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a black hole: not even 100 Trying
+    silent.bind(("127.0.0.1", 0))
+    carrier.challenge_invites = False
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=0.5)
+    trunks = [TrunkSettings(name="dead", host="127.0.0.1", port=silent.getsockname()[1], options_enabled=False,
+                            failover_timeout_s=0.3),
+              TrunkSettings(name="alive", host="127.0.0.1", port=carrier_port(carrier), options_enabled=False)]
+    switch = await Switch.start(sip, RTP, trunks, [])
+    try:
+        call = await switch.originate(["dead", "alive"], "+15551230077", "+15550001111", {}, 5)
+        async for event in call.events():
+            assert isinstance(event, Answered), event
+            break
+        assert call.trunk == "alive" and not switch.trunks["dead"].up
+        assert switch.trunks["dead"].channels_in_use == 0 and switch.trunks["alive"].channels_in_use == 1
+        alone = await switch.originate(["dead"], "+15551230078", "+15550001111", {}, 5)
+        failed = await last_event(alone)
+        assert isinstance(failed, Failed) and failed.outcome == "congestion"  # the only trunk is down
+        await switch.hangup(call)
+        await last_event(call)
+        assert switch.trunks["alive"].channels_in_use == 0
+    finally:
+        await switch.stop()
+        silent.close()
