@@ -122,3 +122,42 @@ def test_rejected_answer_and_answer_without_offer():
     rejected = b.make_offer().serialize().replace("m=audio 40000", "m=audio 0")
     with pytest.raises(SdpNegotiationError, match="port 0"):
         a.receive_answer(rejected)
+
+
+def offer_with(formats: str, extra: str = "") -> str:
+    return ("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+            f"m=audio 30000 RTP/AVP {formats}\r\n{extra}")
+
+
+@pytest.mark.parametrize(
+    ("ours", "formats", "extra", "codec", "pt", "dtmf"),
+    [
+        (("PCMU", "PCMA"), "0 8", "", "PCMU", 0, None),
+        (("PCMU", "PCMA"), "8 0", "", "PCMA", 8, None),  # the offerer's preference wins
+        (("PCMA",), "0 8", "", "PCMA", 8, None),
+        (("PCMU",), "18 0 101", "a=rtpmap:101 telephone-event/8000\r\n", "PCMU", 0, 101),
+        (("PCMU",), "96 97", "a=rtpmap:96 PCMU/8000\r\na=rtpmap:97 telephone-event/8000\r\n", "PCMU", 96, 97),
+        (("PCMA",), "8 100", "a=rtpmap:100 TELEPHONE-EVENT/8000\r\n", "PCMA", 8, 100),  # names are case-insensitive
+        (("PCMU",), "0 101", "a=rtpmap:101 telephone-event/48000\r\n", "PCMU", 0, None),  # wrong clock: no DTMF
+    ],
+)
+def test_codec_and_dtmf_matrix(ours, formats, extra, codec, pt, dtmf):
+    _, result = SdpNegotiator("127.0.0.1", 40000, codecs=ours).receive_offer(offer_with(formats, extra))
+    assert (result.codec, result.payload_type, result.dtmf_payload_type) == (codec, pt, dtmf)
+
+
+@pytest.mark.parametrize(
+    ("ours", "formats", "extra"),
+    [(("PCMA",), "0", ""), (("PCMU",), "96", "a=rtpmap:96 PCMU/16000\r\n"), (("PCMU",), "18 9", "")],
+)
+def test_no_common_codec_matrix(ours, formats, extra):
+    with pytest.raises(SdpNegotiationError):
+        SdpNegotiator("127.0.0.1", 40000, codecs=ours).receive_offer(offer_with(formats, extra))
+
+
+def test_answerer_picks_the_first_common_codec_of_the_answer_we_applied():
+    ours = SdpNegotiator("127.0.0.1", 40000)
+    ours.make_offer()
+    answer = offer_with("8 0 101", "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n")
+    result = ours.receive_answer(answer)
+    assert (result.codec, result.dtmf_payload_type, result.direction) == ("PCMA", 101, "recvonly")
