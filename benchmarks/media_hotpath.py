@@ -121,7 +121,7 @@ def mix_per_flush(rounds: int = 400) -> float:
                 recording._write(4000)
                 spent += time.perf_counter() - began
             await recording.close()
-            writer.shutdown()
+            await writer.shutdown()
             return spent / rounds * 1000
 
     import uvloop

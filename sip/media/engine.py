@@ -492,7 +492,7 @@ class MediaEngine:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
-        self._recording_writer.shutdown()
+        await self._recording_writer.shutdown()
 
     def stats(self) -> dict:
         return {leg.label: leg.stats.snapshot() for leg in self.legs}

@@ -124,9 +124,10 @@ class RecordingWriter:
         self._submit()
         return asyncio.wrap_future(self._executor.submit(lambda: file_future.result().close()))
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Writes what is pending and stops the thread (waited for off the loop)."""
         self._submit()
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, True)
 
 
 class CallRecording:
