@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sip.media.sdp import SdpError, SdpNegotiationError, SdpNegotiator, parse_sdp
 
@@ -161,3 +163,25 @@ def test_answerer_picks_the_first_common_codec_of_the_answer_we_applied():
     answer = offer_with("8 0 101", "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n")
     result = ours.receive_answer(answer)
     assert (result.codec, result.dtmf_payload_type, result.direction) == ("PCMA", 101, "recvonly")
+
+
+SDP_LINE = st.one_of(
+    st.sampled_from(["v=0", "o=- 1 2 IN IP4 1.2.3.4", "o=x y z IN IP9 a", "s=-", "c=IN IP4 1.2.3.4", "c=IN IP6 ::1",
+                     "c=IN IP4 nope", "t=0 0", "m=audio 4000 RTP/AVP 0 8 101", "m=audio x RTP/AVP", "m=video 0 RTP/AVP 31",
+                     "a=rtpmap:101 telephone-event/8000", "a=rtpmap:x", "a=rtpmap:0 PCMU/abc", "a=fmtp:101 0-16",
+                     "a=ptime:20", "a=ptime:-1", "a=sendonly", "a=inactive", "b=AS:64", "=", "a="]),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SDP_LINE, max_size=12), st.sampled_from(["\r\n", "\n"]))
+def test_any_input_parses_or_raises_sdp_error(lines, newline):
+    try:
+        sdp = parse_sdp(newline.join(lines))
+    except SdpError:
+        return
+    try:
+        SdpNegotiator("127.0.0.1", 40000).receive_offer(sdp)
+    except SdpNegotiationError:
+        pass
