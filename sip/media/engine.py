@@ -165,6 +165,11 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._inactivity_fired = False
         self._refresh_routes()
 
+    @property
+    def remote_address(self) -> tuple | None:
+        """Where our RTP goes: the latched source (symmetric RTP) or, until a packet arrives, the SDP address."""
+        return self._send_address
+
     def _refresh_routes(self) -> None:
         for leg in (self, self._peer):
             if leg is not None and leg._peer is not None:

@@ -106,10 +106,12 @@ async def test_symmetric_rtp_latches_onto_the_first_source(engine, peers):
     offer = leg.make_offer()
     answer, peer.negotiated = peer.sdp.receive_offer(offer)
     leg.apply_answer(answer.serialize().replace(f" {peer.port} RTP", " 9 RTP"))  # the SDP lies (NAT)
+    assert leg.remote_address == ("127.0.0.1", 9)
     stranger = await peers()
     peer.aim(leg)
     peer.send(b"\xff" * 160)
     await wait_for(lambda: leg.stats.packets_in == 1)
+    assert leg.remote_address == ("127.0.0.1", peer.port)
     stranger.negotiated = peer.negotiated
     stranger.send(b"\xff" * 160, to=leg.local_address)
     await wait_for(lambda: leg.stats.packets_ignored == 1)
