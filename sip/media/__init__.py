@@ -5,6 +5,7 @@ API used by `sip/switch.py` (stable; extend, don't rename)::
     engine = MediaEngine(rtp_settings)                 # sip.settings.RtpSettings
     leg = await engine.allocate_leg(label)             # RTP socket on an even pool port (+1 RTCP); PortsExhausted
     leg.local_address                                  # (host, port) bound
+    leg.remote_address                                 # where RTP goes: latched source, else the SDP address
     sdp: str = leg.make_offer(direction="sendrecv")    # "sendonly" = put remote on hold, "sendrecv" = resume
     sdp: str = leg.answer(remote_offer, direction=None)  # answers a (re-)offer; SdpError / SdpNegotiationError -> 488
     negotiated = leg.apply_answer(remote_answer)       # Negotiated(codec, payload_type, dtmf_payload_type, ptime_ms,

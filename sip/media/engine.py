@@ -15,7 +15,6 @@ import struct
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from sip.media import g711
 from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, event_payloads
 from sip.media.ports import PortPool, PortsExhausted
-from sip.media.recording import CallRecording
+from sip.media.recording import CallRecording, RecordingWriter
 from sip.media.rtp import HEADER_SIZE, RTP_HEADER, RtpError, payload_bounds
 from sip.media.sdp import Direction, Negotiated, SdpNegotiator, SessionDescription
 from sip.settings import RtpSettings
@@ -165,6 +164,11 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._seen_at = time.monotonic()
         self._inactivity_fired = False
         self._refresh_routes()
+
+    @property
+    def remote_address(self) -> tuple | None:
+        """Where our RTP goes: the latched source (symmetric RTP) or, until a packet arrives, the SDP address."""
+        return self._send_address
 
     def _refresh_routes(self) -> None:
         for leg in (self, self._peer):
@@ -396,9 +400,8 @@ class MediaEngine:
         self.settings = settings
         self.ports = PortPool(settings.port_min, settings.port_max)
         self.legs: set[MediaLeg] = set()
-        self._recording_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
+        self._recording_writer = RecordingWriter()
         self._watch: asyncio.TimerHandle | None = None
-        self._recordings: set[CallRecording] = set()
 
     async def allocate_leg(self, label: str) -> MediaLeg:
         """A leg with its RTP (even port) and RTCP (port + 1) sockets bound. Raises PortsExhausted."""
@@ -436,7 +439,7 @@ class MediaEngine:
             raise MediaError("cannot bridge a leg to itself")
         recording = None
         if recording_path is not None:
-            recording = CallRecording(Path(recording_path), self._recording_executor,
+            recording = CallRecording(Path(recording_path), self._recording_writer,
                                       self.settings.recording_flush_interval_s, self.settings.recording_jitter_s)
         bridge = Bridge(a, b, recording)
         for leg, peer, channel in ((a, b, 0), (b, a, 1)):
@@ -494,7 +497,7 @@ class MediaEngine:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
-        self._recording_executor.shutdown(wait=True)
+        await self._recording_writer.shutdown()
 
     def stats(self) -> dict:
         return {leg.label: leg.stats.snapshot() for leg in self.legs}
