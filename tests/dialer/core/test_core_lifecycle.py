@@ -307,3 +307,16 @@ def test_live_status_counts_lines_and_ready_agents():
     assert status["agents"]["ready"] == 2
     assert status["campaigns"]["c1"]["calls_in_flight"] == 3 and status["campaigns"]["c1"]["ready_agents"] == 2
     assert status["calls"] == 3
+
+
+def test_call_ids_and_recording_names_carry_the_boot_prefix():
+    from dialer.core import EngineCore
+    from tests.dialer.core.harness import ScriptedPolicy
+
+    core = EngineCore([campaign()], [("t1", 5, 5.0)], lambda c: ScriptedPolicy(), call_id_prefix="node1.b7f3-")
+    core.handle(ev.AgentLoggedIn("a1"), 0.0)
+    core.handle(ev.AgentLegUp("a1"), 0.0)
+    [originate] = of(ev.Originate, core.handle(ev.LeadsGranted("c1", 1, (ev.GrantedLead(1, "+14155550100", 9),)), 0.0))
+    assert originate.call_id == "node1.b7f3-c1-1"
+    [bridge] = of(ev.Bridge, core.handle(ev.Answered(originate.call_id), 1.0))
+    assert bridge.recording_name == "c1/node1.b7f3-c1-1.wav"
