@@ -2,7 +2,8 @@
 
 The core makes every decision (pacing ticks, gate requests, trunk limits, which agent takes which call,
 the connect limit, wrap-up); the world decides what callees and agents do. The gate is an in-memory
-allow-all: every lead asked for is granted at once. Nothing sleeps: the loop jumps from one deadline
+allow-all (every lead asked for is granted at once) unless a rule pack is asked for, then the real
+compliance Gate (dialer.simulate_gate). Nothing sleeps: the loop jumps from one deadline
 (the core's ``next_deadline()`` or the world's ``next_event_time()``) to the next, so a shift costs
 O(events + pacing ticks).
 """
@@ -66,7 +67,10 @@ def simulation_campaign(scenario: Scenario, pacing_settings: PacingSettings) -> 
 
 
 class Simulation:
-    """One simulated shift: the engine core, the world, and the allow-all gate between them."""
+    """One simulated shift: the engine core, the world, and the gate between them (allow-all by default).
+
+    ``run()`` returns the world's report; ``tally()`` what the engine did (outcomes, gate refusals);
+    ``close()`` releases the gate (call it after run)."""
 
     def __init__(
         self,

@@ -107,8 +107,13 @@ class EngineCore:
         campaigns: Iterable[CampaignSettings],
         trunks: Iterable[tuple[str, int, float]],
         policy_factory: PolicyFactory,
+        *,
+        call_id_prefix: str = "",
     ) -> None:
-        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name."""
+        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name.
+
+        ``call_id_prefix`` makes call ids (and the recording names made from them) unique beyond this
+        core's life: the runtime passes one per node and boot (e.g. node name and a boot id)."""
         self.campaigns: dict[str, CampaignRun] = {
             c.name: CampaignRun(settings=c, policy=policy_factory(c)) for c in campaigns
         }
@@ -117,6 +122,7 @@ class EngineCore:
         self.calls: dict[str, CallRecord] = {}
         self._waiting_all: OrderedDict[str, CallRecord] = OrderedDict()  # every campaign, in answer order
         self._timers = TimerHeap()
+        self._call_id_prefix = call_id_prefix
         self._call_ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._out: list[Command] = []
@@ -279,7 +285,8 @@ class EngineCore:
 
     def _originate(self, run: CampaignRun, lead: GrantedLead, trunk: str, now: float) -> None:
         settings = run.settings
-        call = CallRecord(f"{settings.name}-{next(self._call_ids)}", settings.name, lead, trunk, now)
+        call_id = f"{self._call_id_prefix}{settings.name}-{next(self._call_ids)}"
+        call = CallRecord(call_id, settings.name, lead, trunk, now)
         self.trunks.start(trunk, now)
         self.calls[call.call_id] = call
         run.ringing[call.call_id] = call

@@ -162,3 +162,27 @@ def test_start_at_needs_an_offset(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--rule-pack", "us", "--start-at", "2026-03-03T13:30:00"])
     assert "needs a UTC offset" in capsys.readouterr().err
+
+
+def test_gate_abandon_cap_forces_the_predictive_pacer_to_progressive():
+    from dialer.core import events as ev
+    from dialer.simulate_gate import AllowAllGate
+
+    class CapAlwaysOn(AllowAllGate):
+        def __init__(self):
+            super().__init__()
+            self.sent = False
+
+        def abandon_cap(self, campaign, now):
+            if self.sent:
+                return None
+            self.sent = True
+            return ev.AbandonCapChanged(campaign, True)
+
+    scenario = Scenario(agents=10, hours=1)
+    free = run_simulation(scenario, PacingSettings(mode="predictive"), seed=5)
+    capped = Simulation(scenario, PacingSettings(mode="predictive"), seed=5, gate=CapAlwaysOn())
+    report = capped.run()
+    capped.close()
+    assert free.abandons > 0
+    assert report.abandons == 0 and report.answers > 0
