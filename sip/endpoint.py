@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -72,8 +73,8 @@ class SipEndpoint:
         return self.loop.time()
 
     async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
-                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
-        await self.transport.start(hosts, port, transports, udp_buffer_bytes)
+                    udp_buffer_bytes: int = 4 * 1024 * 1024, tls_server: ssl.SSLContext | None = None) -> None:
+        await self.transport.start(hosts, port, transports, udp_buffer_bytes, tls_server)
 
     async def close(self) -> None:
         for handle in [*self._tx_timer.values(), *(h.timer for h in self._sessions.values() if h.timer)]:

@@ -174,7 +174,8 @@ class TransportLayer:
         self.locals: dict[tuple[str, int], LocalEnd] = {}  # (transport, family) -> our address
 
     async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
-                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
+                    udp_buffer_bytes: int = 4 * 1024 * 1024, tls_server: ssl.SSLContext | None = None) -> None:
+        """Listen on every host; UDP and TCP share a port, TLS (needs `tls_server`) takes a free one."""
         loop = asyncio.get_running_loop()
         for host in hosts:
             family = _family(host)
@@ -194,9 +195,17 @@ class TransportLayer:
                 self._servers.append(server)
                 bound = server.sockets[0].getsockname()
                 self.locals[("tcp", family)] = LocalEnd("tcp", host, bound[1])
+            if "tls" in transports and tls_server is not None:
+                server = await loop.create_server(
+                    lambda: _StreamProtocol("tls", self.on_message, self._streams), host, 0, family=family,
+                    ssl=tls_server, reuse_address=True)
+                self._servers.append(server)
+                self.locals[("tls", family)] = LocalEnd("tls", host, server.sockets[0].getsockname()[1])
 
     def local_for(self, destination: Address) -> LocalEnd:
         family = _family(destination.host)
+        if destination.transport == "tls" and ("tls", family) in self.locals:
+            return self.locals[("tls", family)]
         kind = "tcp" if destination.transport in ("tcp", "tls") else "udp"
         local = self.locals.get((kind, family)) or self.locals.get((kind, socket.AF_INET)) or next(iter(self.locals.values()))
         return local if destination.transport != "tls" else LocalEnd("tls", local.host, local.port)
