@@ -164,8 +164,10 @@ def _grow_buffers(transport: asyncio.BaseTransport, size: int) -> None:
 class TransportLayer:
     """All listening and client sockets of one SIP endpoint."""
 
-    def __init__(self, on_message: OnMessage, *, tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, on_message: OnMessage, *, tls_context: ssl.SSLContext | None = None,
+                 on_send_failure: Callable[[Message, Address], None] | None = None) -> None:
         self.on_message = on_message
+        self.on_send_failure = on_send_failure
         self.tls_context = tls_context
         self._udp: dict[int, _UdpProtocol] = {}  # by address family
         self._servers: list[asyncio.base_events.Server] = []
@@ -237,11 +239,17 @@ class TransportLayer:
             task = asyncio.ensure_future(self._connect(destination))
             self._connecting[key] = task
             task.add_done_callback(lambda _t: self._connecting.pop(key, None))
-        task.add_done_callback(lambda t: self._write_when_ready(t, data, destination))
+        task.add_done_callback(lambda t: self._write_when_ready(t, data, message, destination))
 
-    def _write_when_ready(self, task: asyncio.Task[_StreamProtocol], data: bytes, destination: Address) -> None:
+    def _write_when_ready(self, task: asyncio.Task[_StreamProtocol], data: bytes, message: Message,
+                          destination: Address) -> None:
         if task.cancelled() or task.exception() is not None:
             log.warning("cannot connect to %s: %s", destination, None if task.cancelled() else task.exception())
+            if self.on_send_failure is not None:
+                try:
+                    self.on_send_failure(message, destination)
+                except Exception:  # noqa: BLE001
+                    log.exception("send-failure handler failed")
             return
         task.result().write(data)
 

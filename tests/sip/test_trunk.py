@@ -214,3 +214,25 @@ async def test_max_cps_delays_the_third_call_and_hangup_while_waiting_fails_it(c
             await switch.hangup(answered_call)
     finally:
         await switch.stop()
+
+
+async def test_refused_tcp_connection_fails_over_at_once(carrier: Carrier) -> None:
+    carrier.challenge_invites = False
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connection refused
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp", "tcp"), stop_grace_s=0.5)
+    trunks = [TrunkSettings(name="refusing", host="127.0.0.1", port=port, transport="tcp", options_enabled=False),
+              TrunkSettings(name="alive", host="127.0.0.1", port=carrier_port(carrier), options_enabled=False)]
+    switch = await Switch.start(sip, RTP, trunks, [])
+    try:
+        started = asyncio.get_running_loop().time()
+        call = await switch.originate(["refusing", "alive"], "+15551230300", "+15550001111", {}, 5)
+        async for event in call.events():
+            assert isinstance(event, Answered), event
+            break
+        assert call.trunk == "alive" and asyncio.get_running_loop().time() - started < 1.0
+        await switch.hangup(call)
+    finally:
+        await switch.stop()
