@@ -178,9 +178,12 @@ class Message:
         """Parse the headers every layer relies on, so errors surface at the transport, not deep inside."""
         for name in _REQUIRED:
             self._required(name)
-        for name in _SINGLE:
-            if len(self.headers.get_all(name)) > 1:
-                raise SipParseError(f"{name} appears more than once")
+        seen: set[str] = set()
+        for name, _ in self.headers:
+            if name in _SINGLE:
+                if name in seen:
+                    raise SipParseError(f"{name} appears more than once")
+                seen.add(name)
         _ = (self.cseq, self.vias, self.from_, self.to, self.contacts, self.content_length, self.expires)
         if "Max-Forwards" in self.headers:
             parse_uint(self.headers.get("Max-Forwards", ""), "Max-Forwards", 255)
