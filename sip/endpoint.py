@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,7 +61,7 @@ class SipEndpoint:
         self.timers = timers
         self.user_agent = user_agent
         self.layer = TransactionLayer(timers)
-        self.transport = TransportLayer(self._on_message)
+        self.transport = TransportLayer(self._on_message, on_send_failure=self._on_send_failure)
         self.loop = asyncio.get_running_loop()
         self.request_handler: RequestHandler | None = None
         self._sessions: dict[tuple[str, str], SessionHandle] = {}
@@ -72,8 +73,8 @@ class SipEndpoint:
         return self.loop.time()
 
     async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
-                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
-        await self.transport.start(hosts, port, transports, udp_buffer_bytes)
+                    udp_buffer_bytes: int = 4 * 1024 * 1024, tls_server: ssl.SSLContext | None = None) -> None:
+        await self.transport.start(hosts, port, transports, udp_buffer_bytes, tls_server)
 
     async def close(self) -> None:
         for handle in [*self._tx_timer.values(), *(h.timer for h in self._sessions.values() if h.timer)]:
@@ -226,6 +227,12 @@ class SipEndpoint:
             self.session_actions(handle, handle.session.on_timer(self.now))
         except Exception:  # noqa: BLE001
             log.exception("session timer failed")
+
+    def _on_send_failure(self, message: Message, destination: Address) -> None:
+        """A connection that cannot be opened fails the request's transaction as a 503 would (RFC 3261 8.1.3.1)."""
+        if not isinstance(message, Request) or message.method == "ACK":
+            return
+        self._on_response(make_response(message, 503, "Service Unavailable (transport failure)"))
 
     # ---------------------------------------------------------------- incoming
     def _on_message(self, message: Message, source: Address, local: LocalEnd) -> None:
