@@ -180,7 +180,7 @@ async def test_inactivity_callback_fires_once_when_rtp_stops():
         assert fired == []
         stopped = asyncio.get_running_loop().time()
         await wait_for(lambda: fired, timeout_s=2)
-        assert 0.25 <= fired[0] - stopped <= 0.5
+        assert 0.28 <= fired[0] - stopped <= 0.9  # not before the timeout; the upper bound allows a busy machine
         await asyncio.sleep(0.3)
         assert len(fired) == 1
         peer.close()
