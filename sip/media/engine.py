@@ -226,7 +226,7 @@ class MediaLeg(asyncio.DatagramProtocol):
                 recording.feed(self._recording_channel, data if end == len(data) else data[:end], start, self._codec,
                                ts, ssrc, now)
         elif pt == self._dtmf_pt:
-            self._dtmf_receiver.feed(data[start:end], ts)
+            self._dtmf_receiver.feed(data[start:end], ts, time.monotonic())
             out_pt = self._peer_dtmf_pt
             if out_pt < 0:
                 return
@@ -360,6 +360,7 @@ class MediaLeg(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ inactivity
 
     def _check_inactivity(self, now: float, timeout_s: float) -> None:
+        self._dtmf_receiver.expire(now)
         if self.stats.packets_in != self._seen_packets:
             self._seen_packets = self.stats.packets_in
             self._seen_at = now
