@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from sip.media import g711
-from sip.media.engine import MediaEngine, MediaLeg
+from sip.media.engine import MediaLeg
 from sip.media.rtp import RtpPacket, build_rtp, parse_rtp
 from sip.media.sdp import SdpNegotiator
 from sip.settings import RtpSettings

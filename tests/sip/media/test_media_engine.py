@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from media_peers import call, dominant_frequency, media_settings, wait_for
 
-from sip.media import g711
 from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfReceiver, event_payloads
 from sip.media.engine import MediaEngine, MediaError
