@@ -11,7 +11,6 @@ Writes benchmarks/results/media_hotpath.json and .png.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 import sys
