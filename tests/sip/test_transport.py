@@ -140,3 +140,13 @@ async def test_handler_exception_does_not_escape_and_tcp_framing_survives_split_
     finally:
         writer.close()
         await server.close()
+
+
+def test_parse_errors_are_logged_with_numbers_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+    from sip.transport import _answer_malformed
+    from sip.errors import SipParseError
+
+    with caplog.at_level("INFO", logger="sip.transport"):
+        _answer_malformed(b"", SipParseError("bad display name in '+8613812348000 <sip:x@y>'"),
+                          Address("udp", "127.0.0.1", 5060), lambda _: None)
+    assert "+861****8000" in caplog.text and "+8613812348000" not in caplog.text
