@@ -179,7 +179,6 @@ class CallRecording:
                 place = 0
             else:  # reordered before the first flush: the file simply starts earlier
                 for other in self._channels:
-                    other.pad_to(0)
                     other.timeline[0:0] = _SILENCE[other.codec or "PCMU"][:-place]
                 self._base = position
                 place = 0
