@@ -157,7 +157,7 @@ class CallRecording:
         if ssrc != state.ssrc:
             state.ssrc = ssrc
             state.anchor_timestamp = timestamp
-            state.anchor_position = int((now - self._start) * RATE)
+            state.anchor_position = round((now - self._start) * RATE)
         offset = (timestamp - state.anchor_timestamp) & 0xFFFFFFFF
         if offset >= 0x80000000:
             offset -= 0x100000000
