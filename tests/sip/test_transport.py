@@ -86,13 +86,18 @@ async def test_timeout_resolves_none_after_timer_f() -> None:
         await client.close()
 
 
-async def test_malformed_request_gets_400_malformed_response_is_dropped_and_socket_survives() -> None:
+async def options_server_and_raw_socket() -> tuple[SipEndpoint, list[Request], int, socket.socket]:
+    """An endpoint answering OPTIONS (recording them) and a non-blocking UDP socket to throw bytes at it."""
     server = await endpoint()
     seen: list[Request] = []
     answer_options(server, seen)
-    port = server.transport.locals[("udp", socket.AF_INET)].port
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     raw.setblocking(False)
+    return server, seen, server.transport.locals[("udp", socket.AF_INET)].port, raw
+
+
+async def test_malformed_request_gets_400_malformed_response_is_dropped_and_socket_survives() -> None:
+    server, seen, port, raw = await options_server_and_raw_socket()
     loop = asyncio.get_running_loop()
 
     async def receive() -> bytes:
@@ -156,12 +161,7 @@ async def test_endpoint_survives_a_storm_of_mutated_datagrams(caplog) -> None:  
     import logging
     import random
 
-    server = await endpoint()
-    seen: list[Request] = []
-    answer_options(server, seen)
-    port = server.transport.locals[("udp", socket.AF_INET)].port
-    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    raw.setblocking(False)
+    server, seen, port, raw = await options_server_and_raw_socket()
     good = (b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstorm%d\r\n"
             b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: storm%d\r\nCSeq: 1 OPTIONS\r\n"
             b"Content-Length: 0\r\n\r\n")
