@@ -23,6 +23,7 @@ from sip.dialog import (
 from sip.endpoint import SessionHandle, SipEndpoint, uri_address
 from sip.media.announcement import Announcement
 from sip.media.engine import MediaEngine, MediaLeg
+from sip.media.ports import PortsExhausted
 from sip.media.sdp import SdpError, SdpNegotiationError
 from sip.message import Request, make_response
 from sip.registrar import Registrar
@@ -174,13 +175,19 @@ class Switch:
         for name in names:
             if name not in self.trunks:
                 raise SwitchError(f"unknown trunk {name!r}; known: {sorted(self.trunks)}")
-        leg = await self.media.allocate_leg(f"callee-{number[-4:]}")
+        leg = await self._allocate_leg(f"callee-{number[-4:]}")
         call = Call(self, new_call_id(self._call_id_host()), "callee", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))
         attempt = _Attempt(names, number, caller_id, dict(headers or {}), ring_timeout_s)
         await self._try_next_trunk(call, attempt)
         return call
+
+    async def _allocate_leg(self, label: str) -> MediaLeg:
+        try:
+            return await self.media.allocate_leg(label)
+        except PortsExhausted as error:
+            raise SwitchError(f"no RTP port free for a new call: {error}") from error
 
     def _call_id_host(self) -> str:
         return self.sip.bind_host if ":" not in self.sip.bind_host else "dialer"
@@ -389,7 +396,7 @@ class Switch:
     async def call_agent(self, uri_or_agent_id: str, ring_timeout_s: float | None = None) -> Call:
         """Call an agent's phone: a SIP URI, an agent id with a configured URI, or a registered agent."""
         target, destination = self._agent_target(uri_or_agent_id)
-        leg = await self.media.allocate_leg(f"agent-{uri_or_agent_id}")
+        leg = await self._allocate_leg(f"agent-{uri_or_agent_id}")
         call = Call(self, new_call_id(self._call_id_host()), "agent", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))

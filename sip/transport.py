@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -54,8 +55,16 @@ def _deliver(data: bytes, source: Address, local: LocalEnd, on_message: OnMessag
     _dispatch(message, source, local, on_message)
 
 
+_LONG_DIGITS = re.compile(r"(\+?\d{3})\d{3,}(\d{4})")
+
+
+def masked(text: str) -> str:
+    """Parse errors quote header text, which may hold phone numbers: keep them out of logs (+86138****8000)."""
+    return _LONG_DIGITS.sub(r"\1****\2", text)
+
+
 def _answer_malformed(data: bytes, error: SipParseError, source: Address, reply: Callable[[bytes], None]) -> None:
-    log.info("malformed message from %s:%s: %s", source.host, source.port, error.reason)
+    log.info("malformed message from %s:%s: %s", source.host, source.port, masked(error.reason))
     try:
         response = error_response_for(data, error)
         if response is not None:

@@ -10,7 +10,7 @@ import pytest
 
 from sip.endpoint import SipEndpoint
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
-from sip.switch import Answered, Ended, Failed, Switch
+from sip.switch import Answered, Ended, Failed, Switch, SwitchError
 from sip.transaction import Timers
 from sip.trunk import TokenBucket, TrunkRuntime, TrunkState, outcome_for, refresh_delay
 from tests.sip.fake_carrier import Carrier
@@ -234,5 +234,19 @@ async def test_refused_tcp_connection_fails_over_at_once(carrier: Carrier) -> No
             break
         assert call.trunk == "alive" and asyncio.get_running_loop().time() - started < 1.0
         await switch.hangup(call)
+    finally:
+        await switch.stop()
+
+
+async def test_no_free_rtp_port_is_a_clear_switch_error(carrier: Carrier) -> None:
+    carrier.challenge_invites = False
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=0.5)
+    trunk = TrunkSettings(name="carrier", host="127.0.0.1", port=carrier_port(carrier), options_enabled=False)
+    switch = await Switch.start(sip, RtpSettings(port_min=51990, port_max=51991), [trunk], [])  # one port pair
+    try:
+        first = await switch.originate("carrier", "+15551230401", "+15550001111", {}, 5)
+        with pytest.raises(SwitchError, match="no RTP port free"):
+            await switch.originate("carrier", "+15551230402", "+15550001111", {}, 5)
+        await switch.hangup(first)
     finally:
         await switch.stop()
