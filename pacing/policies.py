@@ -83,6 +83,7 @@ class PredictivePolicy:
         self._aim = s.aim_fraction * s.target_abandon_rate
         self._log_min, self._log_max = np.log(s.closed_loop_min_factor), np.log(s.closed_loop_max_factor)
         self._calibration = float(np.log(s.initial_marginal_factor))
+        self._predicting = False
 
     # learning -------------------------------------------------------------------------------------------------
     def observe(self, event: OutcomeEvent) -> None:
@@ -105,6 +106,8 @@ class PredictivePolicy:
     def _learn_calibration(self, budget_change: float) -> None:
         """Integral part of the loop: the model's bias is learnt from every answer (+aim) and abandon (-1),
         in steps shrinking with the square root of the window's allowance (a stochastic approximation)."""
+        if not self._predicting:  # answers paced progressively say nothing about the model's bias
+            return
         s = self.settings
         step = s.closed_loop_integral_gain * budget_change / np.sqrt(self._aim * self.window.answers + 1.0)
         self._calibration = float(np.clip(self._calibration + step, self._log_min, self._log_max))
@@ -112,6 +115,13 @@ class PredictivePolicy:
     @property
     def warmed_up(self) -> bool:
         return self.answer_rate.ready and len(self.talk) >= self.settings.cold_start_min_talks
+
+    def _representative(self, snapshot: Snapshot) -> bool:
+        """Early samples are biased: the first outcomes are the quick ones (busy, invalid, short rings), the first
+        talks to end are the short ones. Predict only once the finished outnumber twice the calls still ringing
+        and the conversations still running."""
+        talking = sum(1 for a in snapshot.agents if a.state == "talking")
+        return self.answer_rate.samples >= 2 * len(snapshot.calls_in_flight) and len(self.talk) >= 2 * talking
 
     def model_target(self, now: float) -> float:
         """The marginal abandon ratio the model may accept for the next call.
@@ -138,8 +148,11 @@ class PredictivePolicy:
             or snapshot.abandon_cap_active
             or cap.available_agents < max(s.progressive_below_agents, 1)
             or not self.warmed_up
+            or not self._representative(snapshot)
         ):
+            self._predicting = False
             return progressive
+        self._predicting = True
         target = self.model_target(snapshot.now)
         self.last_model_target = target
         if target <= 0.0:

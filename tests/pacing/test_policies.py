@@ -113,6 +113,7 @@ def test_closed_loop_tightens_after_abandons_and_relaxes_after_clean_answers():
     # outside the regulatory window the abandons no longer count
     short = warmed_predictive()
     short.window.window_s = 3600.0
+    short.decide(busy)  # predicting: from now on abandons also teach the calibration
     for _ in range(10):
         short.observe(CallAbandoned(at=700.0))
     assert short.model_target(800.0) < neutral
