@@ -57,6 +57,7 @@ def _parse(raw: str) -> ParsedNumber | None:
 class Gate:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
+        self._abandon_cap_state: dict[str, bool] = {}
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 8) -> "Gate":
@@ -96,7 +97,20 @@ class Gate:
             return False
         since = now - timedelta(seconds=rules.abandon.window_s)
         live, abandoned = await self.ledger.campaign_live_and_abandoned(campaign.name, since)
-        return abandon_cap_active(rules, live, abandoned)
+        active = abandon_cap_active(rules, live, abandoned)
+        if self._abandon_cap_state.get(campaign.name) != active:
+            # Each switch between predictive and progressive-only pacing is on record.
+            self._abandon_cap_state[campaign.name] = active
+            await self.ledger.append_audit(
+                {
+                    "kind": "abandon_cap", "at": now, "number": None, "campaign": campaign.name,
+                    "verdict_allowed": not active, "reason": (Reason.abandon_cap if active else Reason.ok).value,
+                    "rules": rules, "attempt_id": None,
+                    "inputs": {"live_answered": live, "abandoned": abandoned, "max_rate": rules.abandon.max_rate},
+                },
+                key=f"campaign:{campaign.name}",
+            )
+        return active
 
     async def caller_id_allowed(self, campaign: CampaignContext, now: datetime) -> Decision:
         """May the campaign start with its caller ID? Audited; refused with caller_id_unregistered."""

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compliance.packs import Caps, CallingWindow, HolidayRule, PackError, RulePack, UnknownPack, load_pack
 
-__all__ = ["CampaignCompliance", "LooseningError", "effective_rules"]
+__all__ = ["CampaignCompliance", "LooseningError", "campaign_timing_problems", "effective_rules"]
 
 
 class CampaignCompliance(BaseModel):
@@ -132,3 +132,14 @@ def effective_rules(pack: RulePack, overrides: CampaignCompliance) -> RulePack:
     if problems:
         raise LooseningError(f"campaign overrides would loosen rule pack {pack.name!r}: " + "; ".join(problems))
     return pack.model_validate({**pack.model_dump(), **{k: v for k, v in changes.items()}})
+
+
+def campaign_timing_problems(rules: RulePack, *, ring_timeout_s: float, connect_limit_s: float) -> list[str]:
+    """What in a campaign's call timing breaks its pack (ring too short, connect limit too long); empty if none."""
+    problems = []
+    if rules.min_ring_s is not None and ring_timeout_s < rules.min_ring_s:
+        problems.append(f"ring_timeout_s {ring_timeout_s} is shorter than pack {rules.name!r}'s min_ring_s {rules.min_ring_s}")
+    limit = rules.abandon.connect_limit_s
+    if limit is not None and connect_limit_s > limit:
+        problems.append(f"connect_limit_s {connect_limit_s} is longer than pack {rules.name!r}'s connect_limit_s {limit}")
+    return problems

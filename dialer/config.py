@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compliance.settings import CampaignCompliance
+from compliance.packs import load_pack
+from compliance.settings import CampaignCompliance, campaign_timing_problems, effective_rules
 from dialer.config_loader import ConfigError, load_model
 from pacing.settings import PacingSettings
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
@@ -82,6 +83,14 @@ class CampaignSettings(Frozen):
     compliance: CampaignCompliance = CampaignCompliance()
     pacing: PacingSettings = PacingSettings()
     retry: RetrySettings = RetrySettings()
+
+    @model_validator(mode="after")
+    def _timing_meets_rule_pack(self) -> "CampaignSettings":
+        rules = effective_rules(load_pack(self.compliance.rule_pack), self.compliance)
+        problems = campaign_timing_problems(rules, ring_timeout_s=self.ring_timeout_s, connect_limit_s=self.connect_limit_s)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class DialerConfig(Frozen):

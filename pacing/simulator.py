@@ -127,6 +127,7 @@ class _Call:
     state: str = "ringing"  # ringing | answered | talking | ended
     answered_at: float | None = None
     connected_at: float | None = None
+    talk_ends_at: float | None = None
     agent_id: str | None = None
 
 
@@ -207,7 +208,8 @@ class SimulatedWorld:
         self._talking_agents.add(agent_id)
         talk = float(self._rng.lognormal(*self._talk))
         self.log.connects.append((now, now - float(call.answered_at)))  # type: ignore[arg-type]
-        self._push(now + talk, TalkFinished(call_id, agent_id, 0.0))
+        call.talk_ends_at = now + talk
+        self._push(call.talk_ends_at, TalkFinished(call_id, agent_id, 0.0))
 
     def drop(self, call_id: str, now: float) -> None:
         """The engine found no agent within the connect limit: message played, call hung up (abandoned)."""
@@ -232,9 +234,10 @@ class SimulatedWorld:
 
     def report(self) -> SimulationReport:
         """KPIs of what the world observed between 0 and the end of the shift."""
-        ongoing = [(float(c.connected_at), np.inf) for c in self._calls.values() if c.state == "talking"]
-        ongoing_breaks = [(start, np.inf) for start in self._break_started.values()]
-        return build_report(self.scenario, self.log, ongoing, ongoing_breaks)
+        talking = [c for c in self._calls.values() if c.state == "talking"]
+        talks = self.log.talks + [(float(c.connected_at), float(c.talk_ends_at)) for c in talking]  # type: ignore[arg-type]
+        breaks = self.log.breaks + [(start, np.inf) for start in self._break_started.values()]
+        return build_report(self.scenario, self.log, talks, breaks)
 
     # internals --------------------------------------------------------------------------------------------------
     def _call(self, call_id: str, command: str) -> _Call:

@@ -67,14 +67,15 @@ def _count(times: np.ndarray, start: float, end: float) -> int:
 def build_report(
     scenario: "Scenario",
     log: Observations,
-    ongoing_talks: list[tuple[float, float]],
-    ongoing_breaks: list[tuple[float, float]],
+    talk_intervals: list[tuple[float, float]],
+    break_intervals: list[tuple[float, float]],
 ) -> SimulationReport:
+    """`talk_intervals` and `break_intervals` include those still running (with their scheduled or open end)."""
     duration = scenario.duration_s
-    talks = np.array(log.talks + ongoing_talks, dtype=float).reshape(-1, 2)
-    finished_ends = np.array([end for _, end in log.talks if end < duration], dtype=float)
+    talks = np.array(talk_intervals, dtype=float).reshape(-1, 2)
+    finished_ends = talks[talks[:, 1] < duration, 1]
     wraps = np.column_stack((finished_ends, finished_ends + scenario.wrap_up_s))
-    breaks = np.array(log.breaks + ongoing_breaks, dtype=float).reshape(-1, 2)
+    breaks = np.array(break_intervals, dtype=float).reshape(-1, 2)
     dials, answers, abandons = (np.array(x, dtype=float) for x in (log.dials, log.answers, log.abandons))
     logged_in = scenario.agents * duration
     talk = _overlap(talks, 0.0, duration)

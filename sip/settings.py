@@ -81,8 +81,8 @@ class RtpSettings(Frozen):
 class TrunkSettings(Frozen):
     name: str = Field(..., min_length=1, description="trunk name, used in metrics labels")
     host: str = Field(..., description="carrier address or outbound proxy host")
-    port: int = Field(5060, ge=1, le=65535)
-    transport: Literal["udp", "tcp", "tls"] = "udp"
+    port: int = Field(5060, ge=1, le=65535, description="carrier SIP port")
+    transport: Literal["udp", "tcp", "tls"] = Field("udp", description="transport to the carrier; tls uses the standard ssl module")
     username: str | None = Field(None, description="digest username when the carrier challenges")
     password: str | None = Field(None, description="digest password")
     register_enabled: bool = Field(False, alias="register", description="register to the trunk and refresh before expiry")

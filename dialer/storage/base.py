@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 
 from dialer.storage.models import (
+    CDR_OUTCOMES,
     CDR_UPDATABLE,
     FINAL_LEAD_STATUSES,
     AddLeadsResult,
@@ -31,6 +32,11 @@ def utc(moment: datetime) -> datetime:
 def check_final_status(status: str) -> None:
     if status not in FINAL_LEAD_STATUSES:
         raise ValueError(f"finish_lead: status must be one of {FINAL_LEAD_STATUSES}, got {status!r}")
+
+
+def check_outcome(outcome: str) -> None:
+    if outcome not in CDR_OUTCOMES:
+        raise ValueError(f"close_cdr: outcome must be one of {CDR_OUTCOMES}, got {outcome!r}")
 
 
 def check_cdr_update(values: dict[str, object]) -> list[str]:

@@ -73,6 +73,11 @@ class Cdr:
     node: str
 
 
+# Outcome classes of a call (the SIP layer's classes, plus abandoned: answered but no agent within the limit).
+CDR_OUTCOMES: tuple[str, ...] = (
+    "answered", "busy", "no_answer", "invalid", "rejected", "congestion", "failed", "abandoned",
+)
+
 # Columns a caller may set on a live CDR with Store.update_cdr.
 CDR_UPDATABLE: frozenset[str] = frozenset({"trunk", "agent_id", "answered_at", "bridged_at", "sip_code", "recording_path"})
 CDR_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Cdr))

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, utc
+from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -209,6 +209,7 @@ class PostgresStore(Store):
         abandoned: bool = False,
         hangup_by: str | None = None,
     ) -> None:
+        check_outcome(outcome)
         result = await self._pool.execute(
             "UPDATE cdrs SET ended_at = $2, outcome = $3, sip_code = COALESCE($4, sip_code), abandoned = $5,"
             " hangup_by = $6 WHERE call_id = $1",

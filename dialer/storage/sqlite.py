@@ -5,8 +5,8 @@ returns; NORMAL only skips the fsync, so a commit survives `kill -9` of the engi
 cache and reaches the disk) and any clean OS restart -- tests/dialer/storage/test_store_crash.py kills a real
 process to prove it. What NORMAL can lose is the last commits before a power cut or kernel crash (the database
 stays consistent). FULL (node.database_synchronous) closes that gap with one fsync per commit, measured here at
-110 commits/s against 6,700 with NORMAL (benchmarks/store_hopper.py), which would cap a node at roughly 20 calls
-per second (each call commits about six times); the compliance ledger, which alone decides whether a number may be
+110-400 commits/s against 5,000-6,700 with NORMAL (benchmarks/store_hopper.py), which would cap a node at some
+20-60 calls per second (each call commits about six times); the compliance ledger, which alone decides whether a number may be
 dialled again, keeps its own durability, so a lost engine commit cannot breach a cap.
 
 Writers take the lock up front (BEGIN IMMEDIATE), so a claim reads and marks its leads with no other writer in
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, utc
+from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -127,14 +127,27 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. A writer cancelled at any await (engine shutdown) must not leave the shared
+        connection inside its transaction: aiosqlite still runs what was queued, so ROLLBACK/COMMIT are shielded
+        and queued behind it."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                await asyncio.shield(self._rollback())
+                raise
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            await self._db.execute("COMMIT")
+            await asyncio.shield(self._db.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # the transaction never began (BEGIN failed or was not reached)
 
     async def _read(self, sql: str, params: Iterable[object] = ()) -> list[aiosqlite.Row]:
         async with self._lock:
@@ -285,6 +298,7 @@ class SqliteStore(Store):
         abandoned: bool = False,
         hangup_by: str | None = None,
     ) -> None:
+        check_outcome(outcome)
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE cdrs SET ended_at = ?, outcome = ?, sip_code = COALESCE(?, sip_code), abandoned = ?,"

@@ -7,6 +7,7 @@ still verifies.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import random
 from collections import defaultdict
@@ -14,11 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compliance.audit import verify_rows
 from compliance.gate import CampaignContext, Gate
 from compliance.ledger import from_us
 from compliance.ledger_postgres import PostgresLedger
+from compliance.ledger_sqlite import SqliteLedger
 from compliance.packs import load_pack
 from compliance.settings import CampaignCompliance, effective_rules
 
@@ -125,3 +129,38 @@ async def test_postgres_eight_connections_in_two_processes_never_exceed_any_cap(
         assert verify_rows(audit, await ledger.audit_heads()) == []
     finally:
         await ledger.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=8),  # day
+            st.integers(min_value=0, max_value=11 * 60),  # minutes after 09:00 New York
+            st.sampled_from(NUMBERS[:2]),
+            st.sampled_from(CAMPAIGNS),
+        ),
+        min_size=1, max_size=40,
+    ),
+    batch_sizes=st.lists(st.integers(min_value=1, max_value=8), min_size=1, max_size=10),
+)
+def test_property_ledger_never_exceeds_a_cap_for_any_order_and_grouping_of_reservations(requests, batch_sizes):
+    """Out-of-order instants and arbitrary groups of simultaneous reservations (one group commit each)."""
+
+    async def run() -> list[tuple]:
+        ledger = await SqliteLedger.open(":memory:")
+        gate = Gate(ledger)
+        campaigns = {name: CampaignContext(name, "+12025550199", rules()) for name in CAMPAIGNS}
+        start = 0
+        for size in itertools.cycle(batch_sizes):
+            if start >= len(requests):
+                break
+            group, start = requests[start : start + size], start + size
+            await asyncio.gather(
+                *(gate.reserve(n, campaigns[c], BASE + timedelta(days=d, minutes=m)) for d, m, n, c in group)
+            )
+        rows = await ledger._run(lambda: ledger._db.execute("SELECT number, campaign, at_us FROM attempts").fetchall())
+        await gate.close()
+        return rows
+
+    assert_no_cap_exceeded(asyncio.run(run()))

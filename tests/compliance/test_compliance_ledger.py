@@ -125,6 +125,8 @@ async def test_abandon_cap_over_the_pack_window(gate, ledger):
     await gate.record_outcome(decision.attempt_id, "abandoned", None, NOON_NY + timedelta(minutes=5))
     assert await gate.abandon_cap_active(campaign, NOON_NY + timedelta(minutes=6))  # 2/42 > 3 %
     assert await ledger.campaign_live_and_abandoned("u1", NOON_NY - timedelta(days=1)) == (41, 1)
+    switches = [(r.reason, r.allowed) for r in await ledger.audit_rows() if r.kind == "abandon_cap"]
+    assert switches == [("abandon_cap", False), ("ok", True), ("abandon_cap", False)]
     assert await ledger.campaign_live_and_abandoned("u1", NOON_NY + timedelta(minutes=4)) == (1, 1)
 
 

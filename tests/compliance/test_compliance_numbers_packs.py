@@ -123,3 +123,26 @@ def test_campaign_context_from_the_dialer_config_section():
         CampaignContext.from_settings("x", "+12025550100", loose)
     with pytest.raises(UnknownPack):
         CampaignContext.from_settings("x", "+12025550100", CampaignCompliance.model_construct(rule_pack="zz"))
+
+
+def test_campaign_timing_against_the_pack():
+    from compliance.settings import campaign_timing_problems
+
+    assert campaign_timing_problems(load_pack("uk"), ring_timeout_s=15, connect_limit_s=2) == []
+    assert "min_ring_s 15" in campaign_timing_problems(load_pack("uk"), ring_timeout_s=14.9, connect_limit_s=2)[0]
+    assert "connect_limit_s 2" in campaign_timing_problems(load_pack("us"), ring_timeout_s=25, connect_limit_s=2.5)[0]
+    assert campaign_timing_problems(load_pack("cn"), ring_timeout_s=5, connect_limit_s=9) == []
+
+
+def test_config_check_reports_a_uk_campaign_that_gives_up_ringing_too_soon(tmp_path):
+    from dialer.config import ConfigError, load_config
+
+    bad = tmp_path / "short_ring.yaml"
+    bad.write_text(
+        "api:\n  token: abcdefghijklmnopqrstuvwxyz\n"
+        "trunks:\n  - name: t\n    host: 127.0.0.1\n"
+        "campaigns:\n  - name: c1\n    caller_id: '+442079460001'\n    trunks: [t]\n    ring_timeout_s: 10\n"
+        "    compliance: {rule_pack: uk}\n"
+    )
+    with pytest.raises(ConfigError, match=r"campaigns\.0.*ring_timeout_s 10.0 is shorter than pack 'uk'"):
+        load_config(bad)

@@ -92,3 +92,32 @@ def test_progressive_shift_never_abandons_and_report_is_consistent():
     assert report.talk_minutes_per_agent_hour == pytest.approx(60 * report.talk_utilization)
     assert sum(p.dials for p in report.series) == report.dials
     assert len(report.series) == 2
+
+
+def test_report_kpis_from_a_hand_driven_shift():
+    scenario = Scenario(
+        agents=2, hours=1, answer_rate=1.0, busy_rate=0, invalid_rate=0, ring_mean_s=10, ring_sd_s=1e-6,
+        talk_mean_s=100, talk_sd_s=1e-6, wrap_up_s=10,
+    )
+    world = SimulatedWorld(scenario, seed=5)
+    world.dial("a", 0.0)
+    events = world.pop_events(1790.0)
+    world.dial("b", 1790.0)
+    events += world.pop_events(1795.0)
+    world.dial("c", 1795.0)
+    events += world.pop_events(1800.5)
+    assert [(type(e).__name__, e.call_id, round(e.at, 3)) for e in events] == [
+        ("CallAnswered", "a", 10.0), ("CallAnswered", "b", 1800.0)]
+    world.connect("b", "agent-001", 1800.5)
+    assert [e.call_id for e in world.pop_events(1807.0)] == ["c"]
+    world.drop("c", 1807.0)  # "a" was never connected: answered, then left; "c" dropped after the connect limit
+    report = world.report()
+    assert (report.dials, report.answers, report.abandons) == (3, 3, 1)
+    assert report.talk_utilization == pytest.approx(100 / 7200, rel=1e-5)
+    assert report.occupancy == pytest.approx(110 / 7200, rel=1e-5)
+    assert report.mean_agent_wait_s == pytest.approx(7200 - 110, rel=1e-5)
+    assert report.mean_answer_to_bridge_s == pytest.approx(0.5, abs=1e-5)
+    first, second = report.series
+    assert (first.dials, first.answers, first.abandons) == (3, 1, 0)
+    assert (second.dials, second.answers, second.abandons, second.abandon_rate) == (0, 2, 1, 0.5)
+    assert second.talk_utilization == pytest.approx(100 / 3600, rel=1e-5)

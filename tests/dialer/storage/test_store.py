@@ -174,6 +174,9 @@ async def test_cdr_errors_name_the_problem(store: Store):
         await store.update_cdr("missing", sip_code=486)
     with pytest.raises(KeyError):
         await store.close_cdr("missing", T0, "busy")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        await store.close_cdr("call-1", T0, "hung up")
+    assert (await store.get_cdr("call-1")).ended_at is None
     with pytest.raises(ValueError, match="naive datetime"):
         await store.open_cdr("call-2", "c", None, None, datetime(2026, 1, 1))
 
@@ -271,3 +274,39 @@ async def test_sqlite_durability_setting_is_applied_and_checked(tmp_path):
         await normal.close()
     with pytest.raises(ValueError, match="synchronous must be FULL or NORMAL"):
         await SqliteStore.open(tmp_path / "off.db", node="n", synchronous="OFF")
+
+
+async def test_open_node_store_uses_the_node_settings(tmp_path):
+    from dialer.config import NodeSettings
+    from dialer.storage import open_node_store
+
+    settings = NodeSettings(name="edge-7", database=f"sqlite:///{tmp_path / 'node.db'}", database_synchronous="FULL")
+    store = await open_node_store(settings)
+    try:
+        assert store.node == "edge-7"
+        await store.open_cdr("call-1", "c", None, None, T0)
+        assert (await store.get_cdr("call-1")).node == "edge-7"
+        async with store._db.execute("PRAGMA synchronous") as cursor:
+            assert (await cursor.fetchone())[0] == 2
+    finally:
+        await store.close()
+
+
+async def test_writers_cancelled_mid_transaction_leave_the_store_usable(store: Store):
+    await store.add_leads("c", leads(*numbers(60)), T0)
+    for delay_ticks in range(12):
+        task = asyncio.create_task(store.claim_leads("c", T0, 3))
+        for _ in range(delay_ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            claimed_before_cancel = await task
+        except asyncio.CancelledError:
+            claimed_before_cancel = []
+        assert len(claimed_before_cancel) in (0, 3)
+    counts = await store.count_leads("c")
+    assert counts["new"] + counts["dialing"] == 60
+    # whatever the cancelled claims committed is visible as dialing; the store still claims and writes normally
+    assert len(await store.claim_leads("c", T0, 100)) == counts["new"]
+    await store.open_cdr("after", "c", None, None, T0)
+    assert (await store.get_cdr("after")).campaign == "c"
