@@ -105,8 +105,11 @@ class EngineCore:
         campaigns: Iterable[CampaignSettings],
         trunks: Iterable[tuple[str, int, float]],
         policy_factory: PolicyFactory,
+        *,
+        call_id_prefix: str = "",
     ) -> None:
-        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name."""
+        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name. ``call_id_prefix`` keeps
+        call ids (and the recording names made from them) unique across restarts of the process."""
         self.campaigns: dict[str, CampaignRun] = {
             c.name: CampaignRun(settings=c, policy=policy_factory(c)) for c in campaigns
         }
@@ -116,6 +119,7 @@ class EngineCore:
         self._waiting_all: OrderedDict[str, CallRecord] = OrderedDict()  # every campaign, in answer order
         self._timers = TimerHeap()
         self._call_ids = itertools.count(1)
+        self._call_id_prefix = call_id_prefix
         self._request_ids = itertools.count(1)
         self._out: list[Command] = []
         self._now = float("-inf")
@@ -272,7 +276,7 @@ class EngineCore:
 
     def _originate(self, run: CampaignRun, lead: GrantedLead, trunk: str, now: float) -> None:
         settings = run.settings
-        call = CallRecord(f"{settings.name}-{next(self._call_ids)}", settings.name, lead, trunk, now)
+        call = CallRecord(f"{self._call_id_prefix}{settings.name}-{next(self._call_ids)}", settings.name, lead, trunk, now)
         self.trunks.start(trunk, now)
         self.calls[call.call_id] = call
         run.ringing[call.call_id] = call

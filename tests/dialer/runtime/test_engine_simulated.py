@@ -1,0 +1,104 @@
+"""The runtime Engine driving the real core, store and gate, with the simulated telephony backend on real time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from dialer.runtime import Engine
+from dialer.telephony import SimulatedCarrier, SimulatedTelephony
+from tests.dialer.runtime.conftest import TOKEN, engine_config, lead, now_utc, numbers_in_window
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(step)
+
+
+def fast_carrier(**mix: float) -> SimulatedTelephony:
+    carrier = SimulatedCarrier(ring_mean_s=0.2, ring_sd_s=0.05, talk_mean_s=0.3, talk_sd_s=0.05, patience_s=5,
+                               announcement_s=0.1, **mix)
+    return SimulatedTelephony(carrier, seed=1)
+
+
+async def api(engine: Engine, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with http.request(method, f"http://127.0.0.1:{engine.api_port}{path}", json=body) as response:
+            return response.status, await response.json()
+
+
+async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path) -> None:
+    telephony = fast_carrier(answer_rate=1.0, busy_rate=0, invalid_rate=0)
+    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}), telephony=telephony)
+    await engine.start()
+    try:
+        numbers = numbers_in_window(4)
+        await engine.store.add_leads("c1", [lead(n) for n in numbers], now_utc())
+        for agent in ("a1", "a2"):
+            assert (await api(engine, "POST", f"/v1/agents/{agent}/login"))[0] == 200
+        await wait_for(lambda: engine.live_status()["agents"]["ready"] == 2)
+        status, body = await api(engine, "POST", "/v1/campaigns/c1/start")
+        assert status == 200 and body["state"] == "running"
+        await wait_for(lambda: len(telephony.bridges) == 4 and not engine.core.calls)
+        await asyncio.sleep(0.3)
+        counts = await engine.store.count_leads("c1")
+        assert counts["done"] == 4
+        cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
+        assert len(cdrs) == 4
+        for cdr in cdrs:
+            assert cdr.outcome == "answered" and cdr.agent_id in ("a1", "a2") and not cdr.abandoned
+            assert cdr.started_at <= cdr.answered_at <= cdr.bridged_at <= cdr.ended_at
+            assert cdr.recording_path.endswith(f"{cdr.call_id}.wav")
+        assert {str(path) for _, _, path in telephony.bridges} == {c.recording_path for c in cdrs}
+        assert await engine.gate.ledger.attempts_count() == 4
+    finally:
+        await engine.stop(grace_s=1)
+
+
+async def test_gate_refusal_is_never_originated_and_is_rescheduled(tmp_path) -> None:
+    telephony = fast_carrier(answer_rate=0.0, busy_rate=1.0, invalid_rate=0)
+    engine = Engine(engine_config(tmp_path, agents=1, campaign={"compliance": {"rule_pack": "us"}}),
+                    telephony=telephony)
+    await engine.start()
+    try:
+        [outside] = numbers_in_window(1, inside=False)
+        [inside] = numbers_in_window(1)
+        await engine.store.add_leads("c1", [lead(outside), lead(inside)], now_utc())
+        await api(engine, "POST", "/v1/agents/a1/login")
+        await wait_for(lambda: engine.live_status()["agents"]["ready"] == 1)
+        await api(engine, "POST", "/v1/campaigns/c1/start")
+        await wait_for(lambda: engine.tally.gate_refusals["outside_calling_window"] == 1
+                       and sum(1 for _ in telephony._calls) >= 2)  # the agent leg and one customer call
+        await wait_for(lambda: not engine.core.calls)
+        await asyncio.sleep(0.3)
+        customer_calls = [c for c in telephony._calls if c.startswith("sim-")]
+        assert len(customer_calls) == 1  # only the number inside its window was dialled
+        leads = {l.e164: l for l in await engine.store.list_leads("c1")}
+        assert leads[outside].attempts == 0 and leads[outside].status == "scheduled"
+        assert leads[outside].next_attempt_at > now_utc()
+        assert leads[inside].attempts == 1 and leads[inside].status == "scheduled"  # busy: retried later
+    finally:
+        await engine.stop(grace_s=1)
+
+
+async def test_unregistered_caller_id_cannot_start(tmp_path) -> None:
+    engine = Engine(engine_config(tmp_path, campaign={"caller_id": "+8613800138000", "compliance": {"rule_pack": "cn"}}),
+                    telephony=fast_carrier())
+    await engine.start()
+    try:
+        status, body = await api(engine, "POST", "/v1/campaigns/c1/start")
+        assert status == 409 and "caller_id_unregistered" in body["error"]
+        assert engine.core.campaigns["c1"].state == "stopped"
+        await engine.gate.ledger.register_caller_id("+8613800138000", True, now_utc())
+        status, body = await api(engine, "POST", "/v1/campaigns/c1/start")
+        assert status == 200 and body["state"] == "running"
+    finally:
+        await engine.stop(grace_s=0)
