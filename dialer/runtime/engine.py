@@ -413,6 +413,12 @@ class Engine:
                     self.post(ev.AbandonCapChanged(name, now_active))
             await asyncio.sleep(self.config.node.abandon_cap_check_interval_s)
 
+    async def control_call(self, action: str, *args: object) -> dict:
+        """Call an EngineControl action in-process (what the HTTP API does), for embedders and tests."""
+        from dialer.runtime.control import RuntimeControl
+
+        return await getattr(RuntimeControl(self), action)(*args)
+
     # ------------------------------------------------------------------ status
 
     def live_status(self) -> dict:
