@@ -14,6 +14,7 @@ from sip.dialog import InviteSession, Phase, SessionEnded, new_tag
 from sip.endpoint import SessionHandle, SipEndpoint
 from sip.media.announcement import Announcement
 from sip.media.engine import MediaEngine, MediaError, MediaLeg
+from sip.media.ports import PortsExhausted
 from sip.message import Request, make_response
 from sip.settings import RtpSettings, SipSettings
 from sip.transaction import Address, ServerTransaction, Timers
@@ -21,6 +22,7 @@ from sip.transport import LocalEnd
 
 log = logging.getLogger("dialer.demo")
 
+ALLOCATE_ROUNDS = 5
 AUDIO_SECONDS = 2.0
 SAMPLE_RATE = 8000
 
@@ -75,7 +77,12 @@ class PeerCall:
         if self.session.phase is not Phase.EARLY:
             self._finish()
             return False
-        self.leg = await self.peer.media.allocate_leg(f"{self.peer.name}-{self.user}")
+        try:
+            self.leg = await self.peer.allocate_leg(f"{self.peer.name}-{self.user}")
+        except PortsExhausted as exc:
+            log.warning("%s: %s", self.peer.name, exc)
+            self.respond(503)
+            return False
         try:
             sdp = self.leg.answer(self.request.body).encode()
         except ValueError as exc:
@@ -141,6 +148,15 @@ class SimulatedPeer:
     @property
     def port(self) -> int:
         return next(local.port for (kind, _), local in self.endpoint.transport.locals.items() if kind == "udp")
+
+    async def allocate_leg(self, label: str) -> MediaLeg:
+        """A media leg; ports other processes hold are skipped (the pool moves past them), a few rounds at most."""
+        for _ in range(ALLOCATE_ROUNDS - 1):
+            try:
+                return await self.media.allocate_leg(label)
+            except PortsExhausted:
+                await asyncio.sleep(0.01)
+        return await self.media.allocate_leg(label)
 
     def spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)

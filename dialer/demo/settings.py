@@ -50,10 +50,10 @@ class DemoSettings(Frozen):
         60, ge=1, le=500, description="demo leads generated per number region (8 regions); default 60"
     )
     rtp_port_min: int = Field(
-        40000, ge=1024, le=65000, description="first RTP port of the simulated carrier and agents (the switch uses "
-        "rtp.port_min..rtp.port_max); default 40000"
+        24000, ge=1024, le=65000, description="first RTP port of the simulated carrier and agents (the switch uses "
+        "rtp.port_min..rtp.port_max); default 24000"
     )
-    rtp_port_max: int = Field(44999, ge=1025, le=65535, description="last RTP port of the simulated peers")
+    rtp_port_max: int = Field(27999, ge=1025, le=65535, description="last RTP port of the simulated peers")
     stop_grace_s: float = Field(
         3.0, ge=0, description="at the end of the demo, how long live calls may finish before they are hung up, seconds"
     )

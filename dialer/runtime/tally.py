@@ -15,6 +15,7 @@ WORKING_STATES = ("ready", "talking", "wrap_up")
 class RuntimeTally:
     gate_refusals: Counter = field(default_factory=Counter)
     gate_allowed: int = 0
+    originated: int = 0
     agent_seconds: Counter = field(default_factory=Counter)  # state -> seconds, closed intervals only
     _agent_since: dict[str, tuple[str, float]] = field(default_factory=dict)
 
@@ -22,6 +23,8 @@ class RuntimeTally:
         match item:
             case ev.LeadRefused(reason=reason):
                 self.gate_refusals[reason] += 1
+            case ev.Originate():
+                self.originated += 1
             case ev.LeadsGranted(leads=leads):
                 self.gate_allowed += len(leads)
             case ev.AgentStateChanged(agent_id=agent_id, old=old, new=new, elapsed_s=elapsed):
