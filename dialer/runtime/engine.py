@@ -114,6 +114,10 @@ class Engine:
             self._api_runner, self.api_port = await start_api(app, self.config.api.bind_host, self.config.api.port)
         self._driver = asyncio.create_task(self._drive(), name="engine-driver")
         self._cap_watch = asyncio.create_task(self._watch_abandon_caps(), name="abandon-cap-watch")
+        configured_agents = {a.id for a in self.config.agents}
+        for agent_id in await self.store.open_agent_sessions():  # agents logged in when the node last stopped
+            if agent_id in configured_agents:
+                await self.apply(ev.AgentLoggedIn(agent_id))
         for campaign in await self.store.list_campaigns():
             if campaign.state == "running" and campaign.name in self.core.campaigns:
                 await self.start_campaign(campaign.name)
