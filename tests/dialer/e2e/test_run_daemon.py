@@ -16,7 +16,7 @@ import yaml
 
 from dialer.storage import open_store
 from tests.dialer.e2e.conftest import e2e_config
-from tests.dialer.runtime.conftest import TOKEN, lead, now_utc, numbers_in_window
+from tests.dialer.runtime.conftest import TOKEN, lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[3]
@@ -135,15 +135,6 @@ def db_rows(database: Path, query: str) -> list[tuple]:
         return db.execute(query).fetchall()
 
 
-async def until(predicate, timeout: float = 20, step: float = 0.2) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
-
-
 async def test_kill_9_mid_campaign_loses_nothing_and_breaches_no_cap(tmp_path, daemons, sipp_carrier,
                                                                       agent_phones) -> None:
     carrier = await sipp_carrier(ring_ms=6000, talk_ms=3000, timeout_s=100)
@@ -161,9 +152,9 @@ async def test_kill_9_mid_campaign_loses_nothing_and_breaches_no_cap(tmp_path, d
     first = await daemons(path)
     for agent_id in phones.agent_ids:
         assert (await first.api("POST", f"/v1/agents/{agent_id}/login"))[0] == 200
-    await until(lambda: len(db_rows(database, "SELECT 1 FROM agent_sessions WHERE logout_at IS NULL")) == 2)
+    await wait_for(lambda: len(db_rows(database, "SELECT 1 FROM agent_sessions WHERE logout_at IS NULL")) == 2)
     assert (await first.api("POST", "/v1/campaigns/c1/start"))[0] == 200
-    await until(lambda: len(carrier.invites()) == 2)  # both calls ring (6 s) when the node is killed
+    await wait_for(lambda: len(carrier.invites()) == 2)  # both calls ring (6 s) when the node is killed
     attempts_before = db_rows(database, "SELECT id, number FROM attempts ORDER BY id")
     cdrs_before = db_rows(database, "SELECT call_id FROM cdrs ORDER BY call_id")
     first.kill(signal.SIGKILL)
@@ -180,8 +171,8 @@ async def test_kill_9_mid_campaign_loses_nothing_and_breaches_no_cap(tmp_path, d
     assert all(outcome == "failed" and by == "crash" and ended for _, outcome, by, ended in closed), closed
     assert set(db_rows(database, "SELECT call_id FROM cdrs")) >= set(cdrs_before)  # no CDR lost
     # the campaign and the agents' sessions resume by themselves; leads dialled before the kill hit the cap
-    await until(lambda: len(carrier.invites()) >= len(dialled_before) + 2, timeout=30)
-    await until(lambda: {n for (n,) in db_rows(database, "SELECT number FROM audit WHERE reason = 'frequency_cap'")}
+    await wait_for(lambda: len(carrier.invites()) >= len(dialled_before) + 2, timeout=30)
+    await wait_for(lambda: {n for (n,) in db_rows(database, "SELECT number FROM audit WHERE reason = 'frequency_cap'")}
                 == dialled_before, timeout=30)
     second.kill(signal.SIGTERM)
     assert await second.wait(timeout=30) == 0

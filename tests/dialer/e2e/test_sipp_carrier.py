@@ -13,8 +13,7 @@ import pytest
 from compliance.rules import DncEntry
 from dialer.runtime import Engine
 from tests.dialer.e2e.conftest import e2e_config, ledger_outcomes
-from tests.dialer.runtime.conftest import lead, now_utc, numbers_in_window
-from tests.dialer.runtime.test_engine_simulated import wait_for
+from tests.dialer.runtime.conftest import lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,3 +66,12 @@ def numbers_in_window(count: int, *, inside: bool = True, start_h: int = 9, end_
             if len(found) == count:
                 return found
     raise RuntimeError(f"not enough numbers {'inside' if inside else 'outside'} the window now")
+
+
+async def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(step)

@@ -9,18 +9,9 @@ import pytest
 
 from dialer.runtime import Engine
 from dialer.telephony import SimulatedCarrier, SimulatedTelephony
-from tests.dialer.runtime.conftest import TOKEN, engine_config, lead, now_utc, numbers_in_window
+from tests.dialer.runtime.conftest import TOKEN, engine_config, lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
 
 
 def fast_carrier(**mix: float) -> SimulatedTelephony:

@@ -14,8 +14,7 @@ from dialer.demo.carrier import DemoCarrier
 from dialer.demo.peer import write_voice_wav
 from dialer.demo.settings import CarrierMix, DemoAgents
 from dialer.runtime import Engine
-from tests.dialer.runtime.conftest import engine_config, lead, now_utc, numbers_in_window
-from tests.dialer.runtime.test_engine_simulated import wait_for
+from tests.dialer.runtime.conftest import engine_config, lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(40)
 
