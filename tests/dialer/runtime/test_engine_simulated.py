@@ -50,6 +50,11 @@ async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path) -> None
             assert cdr.recording_path.endswith(f"{cdr.call_id}.wav")
         assert {str(path) for _, _, path in telephony.bridges} == {c.recording_path for c in cdrs}
         assert await engine.gate.ledger.attempts_count() == 4
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{engine.metrics_port}/metrics") as response:
+                exposition = await response.text()
+        assert 'dialer_calls_total{campaign="c1",outcome="answered"} 4.0' in exposition
+        assert 'dialer_gate_decisions_total{campaign="c1",reason="ok"} 4.0' in exposition
     finally:
         await engine.stop(grace_s=1)
 
@@ -91,5 +96,60 @@ async def test_unregistered_caller_id_cannot_start(tmp_path) -> None:
         await engine.gate.ledger.register_caller_id("+8613800138000", True, now_utc())
         status, body = await api(engine, "POST", "/v1/campaigns/c1/start")
         assert status == 200 and body["state"] == "running"
+    finally:
+        await engine.stop(grace_s=0)
+
+
+async def test_stop_lets_live_calls_finish_within_grace_then_hangs_up_the_rest(tmp_path) -> None:
+    telephony = fast_carrier(answer_rate=1.0, busy_rate=0, invalid_rate=0)
+    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}), telephony=telephony)
+    await engine.start()
+    numbers = numbers_in_window(2)
+    await engine.store.add_leads("c1", [lead(n) for n in numbers], now_utc())
+    for agent in ("a1", "a2"):
+        await engine.control_call("agent_login", agent)
+    await wait_for(lambda: engine.live_status()["agents"]["ready"] == 2)
+    await engine.control_call("campaign_start", "c1")
+    await wait_for(lambda: len(telephony.bridges) == 2)
+    calls = [telephony._calls[a] if a.startswith("sim-") else telephony._calls[b] for a, b, _ in telephony.bridges]
+    calls[0].talk_s, calls[1].talk_s = 0.0, 60.0  # already scheduled: the first ends at its own pace ...
+    calls[1].task.cancel()  # ... the second would talk for a minute
+    database = engine.config.node.database
+    await engine.stop(grace_s=1.0)
+    from dialer.storage import open_store
+
+    store = await open_store(database, node="check")
+    try:
+        cdrs = {c.call_id: c async for c in store.export_cdrs()}
+        campaign = await store.get_campaign("c1")
+    finally:
+        await store.close()
+    assert len(cdrs) == 2 and all(c.ended_at is not None for c in cdrs.values())
+    assert sorted(c.hangup_by for c in cdrs.values()) == ["local", "remote"]  # one finished, one cut at the grace
+    assert campaign.state == "running"  # a restart resumes it
+
+
+async def test_control_errors_and_config_reload(tmp_path) -> None:
+    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}), telephony=fast_carrier())
+    await engine.start()
+    try:
+        assert (await api(engine, "POST", "/v1/campaigns/nope/start"))[0] == 404
+        assert (await api(engine, "POST", "/v1/agents/ghost/login"))[0] == 404
+        assert (await api(engine, "POST", "/v1/agents/a1/ready"))[0] == 404  # not logged in
+        await api(engine, "POST", "/v1/agents/a1/login")
+        status, body = await api(engine, "POST", "/v1/agents/a1/disposition", {"call_id": "x", "disposition": "sale"})
+        assert status == 409 and "no call" in body["error"]
+        status, body = await api(engine, "POST", "/v1/campaigns/c1/leads", {"number": "12"})
+        assert status == 400 and body["error"].startswith("number:")
+        [number] = numbers_in_window(1)
+        assert (await api(engine, "POST", "/v1/campaigns/c1/leads", {"number": number}))[0] == 201
+        assert (await api(engine, "POST", "/v1/campaigns/c1/leads", {"number": number}))[0] == 409
+        changed = engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}, "wrap_up_s": 7,
+                                                    "pacing": {"mode": "predictive", "interval_s": 0.5}},
+                                shutdown_grace_s=9)
+        needs_restart = await engine.reload(changed)
+        run = engine.core.campaigns["c1"]
+        assert run.settings.wrap_up_s == 7 and run.settings.pacing.mode == "predictive"
+        assert needs_restart == ["node"] and engine.config.node.shutdown_grace_s == 5  # node waits for a restart
     finally:
         await engine.stop(grace_s=0)
