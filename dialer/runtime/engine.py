@@ -224,6 +224,11 @@ class Engine:
         async with self._lock:
             await self._handle(event)
 
+    async def flush(self) -> None:
+        """Return once the commands of the event being handled (if any) have been carried out."""
+        async with self._lock:
+            pass
+
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

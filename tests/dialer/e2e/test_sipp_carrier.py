@@ -37,6 +37,7 @@ async def test_answered_calls_reach_agents_bridged_and_recorded(tmp_path, sipp_c
         await engine.control_call("campaign_start", "c1")
         await wait_for(lambda: engine.tally.originated == 3, timeout=15)
         await wait_for(lambda: not engine.core.calls, timeout=15)
+        await engine.flush()
         await asyncio.sleep(1.0)  # recordings are completed in the background once a bridge ends
         cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
     finally:
@@ -78,6 +79,7 @@ async def test_answer_without_free_agent_hears_announcement_and_is_abandoned(tmp
         await wait_for(lambda: played, timeout=10)
         leg = played[0][1].leg
         await wait_for(lambda: not engine.core.calls, timeout=10)
+        await engine.flush()
         [cdr] = [c async for c in engine.store.export_cdrs(campaign="c1")]
     finally:
         await engine.stop(grace_s=1)
@@ -103,6 +105,7 @@ async def test_refused_numbers_are_never_sent_an_invite(tmp_path, sipp_carrier, 
         await engine.control_call("campaign_start", "c1")
         await wait_for(lambda: sum(engine.tally.gate_refusals.values()) == 2 and engine.tally.originated == 2)
         await wait_for(lambda: not engine.core.calls, timeout=10)
+        await engine.flush()
         leads = {l.e164: l for l in await engine.store.list_leads("c1")}
     finally:
         await engine.stop(grace_s=1)

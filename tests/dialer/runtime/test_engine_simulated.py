@@ -39,6 +39,7 @@ async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path) -> None
         status, body = await api(engine, "POST", "/v1/campaigns/c1/start")
         assert status == 200 and body["state"] == "running"
         await wait_for(lambda: len(telephony.bridges) == 4 and not engine.core.calls)
+        await engine.flush()
         await asyncio.sleep(0.3)
         counts = await engine.store.count_leads("c1")
         assert counts["done"] == 4
@@ -74,6 +75,7 @@ async def test_gate_refusal_is_never_originated_and_is_rescheduled(tmp_path) -> 
         await wait_for(lambda: engine.tally.gate_refusals["outside_calling_window"] == 1
                        and sum(1 for _ in telephony._calls) >= 2)  # the agent leg and one customer call
         await wait_for(lambda: not engine.core.calls)
+        await engine.flush()
         await asyncio.sleep(0.3)
         customer_calls = [c for c in telephony._calls if c.startswith("sim-")]
         assert len(customer_calls) == 1  # only the number inside its window was dialled

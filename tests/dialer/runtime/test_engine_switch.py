@@ -48,6 +48,7 @@ async def test_answered_calls_reach_agents_over_sip_with_recordings(tmp_path: Pa
         await engine.control_call("campaign_start", "c1")
         await wait_for(lambda: carrier.invites == 3, timeout=10)
         await wait_for(lambda: not engine.core.calls, timeout=15)
+        await engine.flush()
         await asyncio.sleep(0.8)  # recordings are finished in the background after the bridge ends
         cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
         assert len(cdrs) == 3 and all(c.outcome == "answered" and c.agent_id for c in cdrs), cdrs
