@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from compliance.numbers import normalize
 from dialer.config import DialerConfig
 from dialer.storage import NewLead
@@ -75,3 +77,20 @@ async def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> None
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(step)
+
+
+RUNTIME_DATABASE = "dialer_runtime_test"
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_dsn: str) -> str:
+    """A DSN of this suite's own PostgreSQL database, recreated empty for the test."""
+    import asyncpg
+
+    server = await asyncpg.connect(postgres_dsn)
+    try:
+        await server.execute(f"DROP DATABASE IF EXISTS {RUNTIME_DATABASE} WITH (FORCE)")
+        await server.execute(f"CREATE DATABASE {RUNTIME_DATABASE}")
+    finally:
+        await server.close()
+    return postgres_dsn.rsplit("/", 1)[0] + f"/{RUNTIME_DATABASE}"

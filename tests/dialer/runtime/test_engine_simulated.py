@@ -26,9 +26,17 @@ async def api(engine: Engine, method: str, path: str, body: dict | None = None) 
             return response.status, await response.json()
 
 
-async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dialer.db'}"
+    return request.getfixturevalue("fresh_postgres")
+
+
+async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path, database) -> None:
     telephony = fast_carrier(answer_rate=1.0, busy_rate=0, invalid_rate=0)
-    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}), telephony=telephony)
+    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}, database=database),
+                    telephony=telephony)
     await engine.start()
     try:
         numbers = numbers_in_window(4)
