@@ -71,4 +71,8 @@ def run_daemon(config_path: Path) -> int:
     except ConfigError as exc:
         log.error("cannot start:\n%s", exc)
         return 2
-    return uvloop.run(Daemon(config_path, config).run())
+    try:
+        return uvloop.run(Daemon(config_path, config).run())
+    except OSError as exc:  # a port in use, a database that cannot be reached
+        log.error("cannot start: %s", exc)
+        return 1

@@ -120,7 +120,10 @@ class Engine:
                 await self.apply(ev.AgentLoggedIn(agent_id))
         for campaign in await self.store.list_campaigns():
             if campaign.state == "running" and campaign.name in self.core.campaigns:
-                await self.start_campaign(campaign.name)
+                try:
+                    await self.start_campaign(campaign.name)
+                except PermissionError as exc:
+                    log.error("not resuming: %s", exc)
         log.info("engine started: node=%s sip_port=%s api_port=%s metrics_port=%s", node.name, self.sip_port,
                  self.api_port, self.metrics_port)
 
@@ -164,7 +167,7 @@ class Engine:
         if self._api_runner is not None:
             await self._api_runner.cleanup()
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+            await asyncio.to_thread(self._metrics_server.shutdown)  # waits for its serve loop's next poll
             self._metrics_server.server_close()
         if self.telephony is not None and self._owns_telephony:
             await self.telephony.stop()

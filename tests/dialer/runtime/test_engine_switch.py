@@ -32,11 +32,11 @@ async def test_answered_calls_reach_agents_over_sip_with_recordings(tmp_path: Pa
     voice = write_voice_wav(tmp_path / "voice.wav", 180, 1)
     mix = CarrierMix(answer_rate=1.0, busy_rate=0, invalid_rate=0, congestion_rate=0, ring_min_s=0.2, ring_max_s=0.4,
                      talk_min_s=1.0, talk_max_s=1.5)
-    carrier = await DemoCarrier.open(host="127.0.0.1", rtp_ports=(46000, 46999), audio_wav=voice, mix=mix, seed=3)
-    phones = await DemoAgentPhones.open(host="127.0.0.1", rtp_ports=(47000, 47999), audio_wav=voice,
+    carrier = await DemoCarrier.open(host="127.0.0.1", rtp_ports=(20000, 21999), audio_wav=voice, mix=mix, seed=3)
+    phones = await DemoAgentPhones.open(host="127.0.0.1", rtp_ports=(22000, 23999), audio_wav=voice,
                                         settings=DemoAgents(), count=2, seed=3)
     config = with_peers(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}, "ring_timeout_s": 10}),
-                        carrier.port, phones, (45000, 45999))
+                        carrier.port, phones, (28000, 29999))
     engine = Engine(config)
     await engine.start()
     try:
