@@ -146,7 +146,7 @@ class Engine:
                 if run.state == "running":
                     await self.apply(ev.CampaignPause(name))  # the stored state stays: a restart resumes it
             deadline = loop.time() + grace_s
-            while (self.core.calls or self._tasks) and loop.time() < deadline:
+            while self._dialling() and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             if self.core.calls:
                 log.warning("shutdown: hanging up %d live calls after %.1f s", len(self.core.calls), grace_s)
@@ -157,6 +157,9 @@ class Engine:
                     await asyncio.sleep(0.05)
             for agent_leg in self.calls.agent_legs():
                 await self._hangup(agent_leg, "shutdown")
+            for agent in self.core.agents.all():  # their phones are hung up: they log in again after a restart
+                if agent.state != "logged_out":
+                    await self.store.agent_logout(agent.agent_id, utc_now())
         for task in (self._cap_watch, self._driver):
             if task is not None:
                 task.cancel()
@@ -179,6 +182,11 @@ class Engine:
         if self.gate is not None:
             await self.gate.close()
         log.info("engine stopped: node=%s", self.config.node.name)
+
+    def _dialling(self) -> bool:
+        """Calls in progress, leads granted and not yet dialled, or lead requests still with the gate."""
+        return bool(self.core.calls or any(run.queued_leads for run in self.core.campaigns.values())
+                    or any(task.get_name().startswith("leads-") for task in self._tasks))
 
     # ------------------------------------------------------------------ campaigns
 

@@ -132,11 +132,13 @@ async def test_stop_lets_live_calls_finish_within_grace_then_hangs_up_the_rest(t
     try:
         cdrs = {c.call_id: c async for c in store.export_cdrs()}
         campaign = await store.get_campaign("c1")
+        open_sessions = await store.open_agent_sessions()
     finally:
         await store.close()
     assert len(cdrs) == 2 and all(c.ended_at is not None for c in cdrs.values())
     assert sorted(c.hangup_by for c in cdrs.values()) == ["local", "remote"]  # one finished, one cut at the grace
-    assert campaign.state == "running"  # a restart resumes it
+    assert campaign.state == "running"  # a restart resumes it ...
+    assert open_sessions == []  # ... but agents whose phones were hung up log in again themselves
 
 
 async def test_control_errors_and_config_reload(tmp_path) -> None:
