@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from dialer.config import DialerConfig
-from dialer.demo.agents import DemoAgentPhones
+from dialer.demo.agents import DISPOSITIONS, DemoAgentPhones
 from dialer.demo.carrier import DemoCarrier
 from dialer.demo.peer import write_voice_wav
 from dialer.demo.settings import CarrierMix, DemoAgents
 from dialer.runtime import Engine
-from tests.dialer.runtime.conftest import engine_config, lead, now_utc, numbers_in_window, wait_for
+from tests.dialer.runtime.conftest import TOKEN, engine_config, lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -28,14 +28,16 @@ def with_peers(config: DialerConfig, carrier_port: int, agents: DemoAgentPhones,
     return DialerConfig.model_validate(data)
 
 
-async def test_answered_calls_reach_agents_over_sip_with_recordings(tmp_path: Path) -> None:
+async def test_answered_calls_reach_agents_over_sip_with_recordings_and_dispositions(tmp_path: Path) -> None:
     voice = write_voice_wav(tmp_path / "voice.wav", 180, 1)
     mix = CarrierMix(answer_rate=1.0, busy_rate=0, invalid_rate=0, congestion_rate=0, ring_min_s=0.2, ring_max_s=0.4,
                      talk_min_s=1.0, talk_max_s=1.5)
     carrier = await DemoCarrier.open(host="127.0.0.1", rtp_ports=(20000, 21999), audio_wav=voice, mix=mix, seed=3)
     phones = await DemoAgentPhones.open(host="127.0.0.1", rtp_ports=(22000, 23999), audio_wav=voice,
-                                        settings=DemoAgents(), count=2, seed=3)
-    config = with_peers(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}, "ring_timeout_s": 10}),
+                                        settings=DemoAgents(disposition_min_s=0.1, disposition_max_s=0.3,
+                                                            status_poll_s=0.1), count=2, seed=3)
+    config = with_peers(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}, "ring_timeout_s": 10,
+                                                          "wrap_up_s": 30}),
                         carrier.port, phones, (28000, 29999))
     engine = Engine(config)
     await engine.start()
@@ -45,13 +47,20 @@ async def test_answered_calls_reach_agents_over_sip_with_recordings(tmp_path: Pa
         for agent_id in phones.agent_ids:
             await engine.control_call("agent_login", agent_id)
         await wait_for(lambda: engine.live_status()["agents"]["ready"] == 2)
+        work = asyncio.create_task(phones.work(f"http://127.0.0.1:{engine.api_port}", TOKEN))
         await engine.control_call("campaign_start", "c1")
+        # the third call needs an agent: only a disposition ends the 30 s wrap-up in time
         await wait_for(lambda: carrier.invites == 3, timeout=10)
         await wait_for(lambda: not engine.core.calls, timeout=15)
         await engine.flush()
         await asyncio.sleep(0.8)  # recordings are finished in the background after the bridge ends
         cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
         assert len(cdrs) == 3 and all(c.outcome == "answered" and c.agent_id for c in cdrs), cdrs
+        await wait_for(lambda: phones.dispositions_sent == 3)
+        work.cancel()
+        for cdr in cdrs:
+            disposition = await engine.store.get_disposition(cdr.call_id)
+            assert disposition.agent_id == cdr.agent_id and disposition.disposition in DISPOSITIONS
         for cdr in cdrs:
             with wave.open(cdr.recording_path) as recording:
                 assert recording.getnchannels() == 2
