@@ -72,6 +72,10 @@ class ReserveRequest:
     rules: RulePack
     now: datetime
 
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise LedgerError(f"naive datetime {self.now.isoformat()}: decisions need a timezone-aware instant")
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRef:
@@ -234,27 +238,46 @@ def next_number_state(state: tuple | None, outcome: str, sip_code: int | None, a
 
 
 async def settle_batch(batch: list, work) -> None:
-    """Run `await work(requests)` for a batch of (request, future) and resolve every future with its result,
-    or with the exception if the batch failed."""
+    """Run `await work(requests)` for a batch of (request, future) and resolve every future with its result.
+    If a batch fails (it was rolled back), each request is retried alone so one bad request fails only itself."""
     try:
         results = await work([request for request, _ in batch])
-    except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
+    except Exception as exc:
+        if len(batch) > 1:
+            for item in batch:
+                await settle_batch([item], work)
+            return
+        if not batch[0][1].done():
+            batch[0][1].set_exception(exc)
+        return
+    except BaseException as exc:  # cancelled: every waiter must hear about it
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
-        return
+        raise
     for (_, future), result in zip(batch, results):
         if not future.done():
             future.set_result(result)
 
 
-def sqlite_path(dsn: str) -> str:
-    """'sqlite:///var/demo.db' -> 'var/demo.db'; 'sqlite:////abs.db' -> '/abs.db'; a bare path is kept."""
-    if dsn.startswith("sqlite:///"):
-        return dsn[len("sqlite:///"):]
-    if dsn.startswith("sqlite://"):
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
+def sqlite_path(dsn: str) -> tuple[str, str]:
+    """'sqlite:///var/demo.db' -> ('var/demo.db', 'full'); 'sqlite:////abs.db?synchronous=normal' -> ('/abs.db',
+    'normal'); a bare path is kept. synchronous=full (default) survives power loss; normal survives a crash of the
+    process (kill -9) but may lose the last commits on power loss, for fewer fsyncs."""
+    if dsn.startswith("sqlite://") and not dsn.startswith("sqlite:///"):
         raise LedgerError(f"bad sqlite DSN {dsn!r}: use sqlite:///relative/path or sqlite:////absolute/path")
-    return dsn
+    path = dsn[len("sqlite:///"):] if dsn.startswith("sqlite:///") else dsn
+    path, _, query = path.partition("?")
+    synchronous = "full"
+    for option in filter(None, query.split("&")):
+        key, _, value = option.partition("=")
+        if key != "synchronous" or value not in SQLITE_SYNCHRONOUS:
+            raise LedgerError(f"bad sqlite DSN option {option!r}: only synchronous=full|normal is known")
+        synchronous = value
+    return path, synchronous
 
 
 async def open_ledger(dsn: str, *, pool_size: int = 8) -> Ledger:
@@ -265,4 +288,5 @@ async def open_ledger(dsn: str, *, pool_size: int = 8) -> Ledger:
         return await PostgresLedger.open(dsn, pool_size=pool_size)
     from compliance.ledger_sqlite import SqliteLedger
 
-    return await SqliteLedger.open(sqlite_path(dsn))
+    path, synchronous = sqlite_path(dsn)
+    return await SqliteLedger.open(path, synchronous=synchronous)

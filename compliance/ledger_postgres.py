@@ -65,25 +65,6 @@ CREATE TABLE IF NOT EXISTS audit_heads (chain INTEGER PRIMARY KEY, seq BIGINT NO
 
 AUDIT_COLUMNS = "chain, seq, at_us, kind, number, campaign, allowed, reason, pack, pack_version, attempt_id, inputs, prev_hash, hash"
 
-# Everything a reservation reads, in one round trip, under the chain lock taken just before.
-LOAD = """
-SELECT a.ats, a.camps, s.refusals, s.last_refusal_us, s.invalid_us, s.last_abandon_us,
-       d.entries, d.prefixes, d.lists, d.camps AS dnc_camps,
-       c.scopes, c.channels, c.granted, c.expires, c.revoked,
-       ci.marketing, h.seq, h.hash,
-       CASE WHEN $7 THEN nextval('attempts_id_seq') END AS next_id
-FROM (SELECT array_agg(at_us ORDER BY at_us) AS ats, array_agg(campaign ORDER BY at_us) AS camps
-      FROM attempts WHERE number = $1 AND at_us > $2) a
-CROSS JOIN (SELECT array_agg(entry) AS entries, array_agg(is_prefix) AS prefixes, array_agg(list_name) AS lists,
-                   array_agg(campaign) AS camps FROM dnc WHERE entry = ANY($3::text[])) d
-CROSS JOIN (SELECT array_agg(scope) AS scopes, array_agg(channel) AS channels, array_agg(granted_us) AS granted,
-                   array_agg(expires_us) AS expires, array_agg(revoked_us) AS revoked
-            FROM consents WHERE $4 AND number = $1) c
-LEFT JOIN number_state s ON s.number = $1
-LEFT JOIN caller_ids ci ON ci.number = $5
-LEFT JOIN audit_heads h ON h.chain = $6
-"""
-
 WRITE = f"""
 WITH attempt AS (
     INSERT INTO attempts (id, number, campaign, at_us) SELECT $15::bigint, $5, $6, $16::bigint WHERE $15 IS NOT NULL),
@@ -98,7 +79,8 @@ SELECT 1
 
 LOAD_BATCH = """
 SELECT r.number, a.ats, a.camps, s.refusals, s.last_refusal_us, s.invalid_us, s.last_abandon_us,
-       c.scopes, c.channels, c.granted, c.expires, c.revoked, ci.marketing, nextval('attempts_id_seq') AS next_id
+       c.scopes, c.channels, c.granted, c.expires, c.revoked, ci.marketing,
+       CASE WHEN $5 THEN nextval('attempts_id_seq') END AS next_id
 FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[]) AS r(number, since, need_consent, caller_id)
 CROSS JOIN LATERAL (SELECT array_agg(at_us ORDER BY at_us) AS ats, array_agg(campaign ORDER BY at_us) AS camps
                     FROM attempts WHERE number = r.number AND at_us > r.since) a
@@ -134,7 +116,7 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-def _zip(*columns):
+def _zip(*columns):  # array_agg over no rows gives NULL
     return list(zip(*columns)) if columns[0] is not None else []
 
 
@@ -161,22 +143,12 @@ class PostgresLedger(Ledger):
         return cls(pool, pool_size)
 
     @staticmethod
-    def _load_args(request: ReserveRequest, chain: int, take_id: bool) -> tuple:
-        rules, e164 = request.rules, request.number.e164
-        since = to_us(request.now - timedelta(seconds=rules.history_horizon_s()))
-        caller_id_needed = rules.caller_id.registration_required or rules.caller_id.marketing_flag_required
-        return (
-            e164, since, dnc_candidates(e164), rules.consent.required,
-            request.caller_id if caller_id_needed else None, chain, take_id,
-        )
-
-    @staticmethod
-    def _history(row, request: ReserveRequest, dnc_rows: list | None = None) -> History:
+    def _history(row, request: ReserveRequest, dnc_rows: list) -> History:
         state = None if row["refusals"] is None else (row["refusals"], row["last_refusal_us"], row["invalid_us"], row["last_abandon_us"])
         return history_from_rows(
             _zip(row["ats"], row["camps"]),
             state,
-            _zip(row["entries"], row["prefixes"], row["lists"], row["dnc_camps"]) if dnc_rows is None else [tuple(d) for d in dnc_rows],
+            [tuple(d) for d in dnc_rows],
             _zip(row["scopes"], row["channels"], row["granted"], row["expires"], row["revoked"]),
             None if row["marketing"] is None else (row["marketing"],),
             request.caller_id,
@@ -216,14 +188,7 @@ class PostgresLedger(Ledger):
         async with self._pool.acquire() as conn:
             await conn.execute(f"BEGIN; {locks}")
             try:
-                loaded = {}
-                if parsed:
-                    rows = await conn.fetch(LOAD_BATCH, *self._batch_args(parsed))
-                    loaded = {r["number"]: r for r in rows}
-                    candidates = sorted({c for r in parsed for c in dnc_candidates(r.number.e164)})
-                    dnc_rows = await conn.fetch(
-                        "SELECT entry, is_prefix, list_name, campaign FROM dnc WHERE entry = ANY($1::text[])", candidates
-                    )
+                loaded = await self._load(conn, parsed, take_ids=True) if parsed else {}
                 heads = {
                     r["chain"]: (r["seq"], r["hash"])
                     for r in await conn.fetch("SELECT chain, seq, hash FROM audit_heads WHERE chain = ANY($1::int[])", chains)
@@ -233,9 +198,7 @@ class PostgresLedger(Ledger):
                     if request.number is None:
                         verdict, attempt_id = INVALID_VERDICT, None
                     else:
-                        row = loaded[key]
-                        matching = [d for d in dnc_rows if key.startswith(d["entry"])]
-                        history = self._history(row, request, matching)
+                        row, history = loaded[key]
                         verdict = decide(request.number, request.rules, history, request.now, campaign=request.campaign)
                         attempt_id = row["next_id"] if verdict.allowed else None
                     if attempt_id is not None:
@@ -267,12 +230,28 @@ class PostgresLedger(Ledger):
             columns[3].append(request.caller_id if needs_caller_id else None)
         return columns
 
+    async def _load(self, conn, requests: list[ReserveRequest], *, take_ids: bool) -> dict[str, tuple]:
+        """{e164: (row, History)} for parsed requests with distinct numbers: two round trips whatever their number.
+        Reservations and dry-run checks both load through here."""
+        rows = await conn.fetch(LOAD_BATCH, *self._batch_args(requests), take_ids)
+        candidates = sorted({c for r in requests for c in dnc_candidates(r.number.e164)})
+        dnc_rows = await conn.fetch(
+            "SELECT entry, is_prefix, list_name, campaign FROM dnc WHERE entry = ANY($1::text[])", candidates
+        )
+        by_number = {r["number"]: r for r in rows}
+        loaded = {}
+        for request in requests:
+            e164 = request.number.e164
+            matching = [d for d in dnc_rows if e164.startswith(d["entry"])]
+            loaded[e164] = (by_number[e164], self._history(by_number[e164], request, matching))
+        return loaded
+
     async def check(self, request: ReserveRequest) -> Verdict:
         if request.number is None:
             return INVALID_VERDICT
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(LOAD, *self._load_args(request, chain_of(request.number.e164), False))
-        return decide(request.number, request.rules, self._history(row, request), request.now, campaign=request.campaign)
+            _, history = (await self._load(conn, [request], take_ids=False))[request.number.e164]
+        return decide(request.number, request.rules, history, request.now, campaign=request.campaign)
 
     async def _locked(self, key: str, fn, *args):
         """Run fn(conn, *args) in a transaction holding key's chain lock."""

@@ -1,4 +1,4 @@
-"""SQLite ledger: WAL, synchronous=FULL, `BEGIN IMMEDIATE` reservations with group commit.
+"""SQLite ledger: WAL, synchronous=FULL (or NORMAL on request), `BEGIN IMMEDIATE` reservations, group commit.
 
 All SQL runs on one dedicated thread (the asyncio loop never blocks). Concurrent `reserve` calls are queued
 and committed together: each reservation still sees every earlier one of the batch, the batch costs one
@@ -69,16 +69,18 @@ UPSERT_HEAD = (
 
 
 class SqliteLedger(Ledger):
-    def __init__(self, path: str):
+    def __init__(self, path: str, synchronous: str = "full"):
         self.path = path
+        self.synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[ReserveRequest, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, path: str) -> "SqliteLedger":
-        ledger = cls(path)
+    async def open(cls, path: str, *, synchronous: str = "full") -> "SqliteLedger":
+        """synchronous: "full" (every commit fsynced: survives power loss) or "normal" (survives kill -9)."""
+        ledger = cls(path, synchronous)
         await ledger._run(ledger._connect)
         return ledger
 
@@ -91,7 +93,7 @@ class SqliteLedger(Ledger):
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         db.execute("PRAGMA busy_timeout = 60000")
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
+        db.execute(f"PRAGMA synchronous = {'NORMAL' if self.synchronous == 'normal' else 'FULL'}")
         db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._db = db
 

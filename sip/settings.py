@@ -75,6 +75,9 @@ class RtpSettings(Frozen):
     def _port_range_holds_a_pair(self) -> "RtpSettings":
         if self.port_max - self.port_min < 1:
             raise ValueError("port_max must be at least port_min + 1 (RTP on an even port, RTCP on the next)")
+        if self.bind_host in ("0.0.0.0", "::") and self.advertised_host is None:
+            raise ValueError(f"bind_host {self.bind_host} is a wildcard: set advertised_host to the address peers "
+                             "should send RTP to (it goes into SDP c= lines)")
         return self
 
 

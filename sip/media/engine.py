@@ -15,7 +15,6 @@ import struct
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from sip.media import g711
 from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, event_payloads
 from sip.media.ports import PortPool, PortsExhausted
-from sip.media.recording import CallRecording
+from sip.media.recording import CallRecording, RecordingWriter
 from sip.media.rtp import HEADER_SIZE, RTP_HEADER, RtpError, payload_bounds
 from sip.media.sdp import Direction, Negotiated, SdpNegotiator, SessionDescription
 from sip.settings import RtpSettings
@@ -31,6 +30,8 @@ from sip.settings import RtpSettings
 log = logging.getLogger(__name__)
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _BIND_ATTEMPTS = 20
+_MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump, or a backward one beyond _MAX_MISORDER,
+_MAX_MISORDER = 100  # means the sender restarted its numbering
 
 
 class MediaError(RuntimeError):
@@ -166,6 +167,11 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._inactivity_fired = False
         self._refresh_routes()
 
+    @property
+    def remote_address(self) -> tuple | None:
+        """Where our RTP goes: the latched source (symmetric RTP) or, until a packet arrives, the SDP address."""
+        return self._send_address
+
     def _refresh_routes(self) -> None:
         for leg in (self, self._peer):
             if leg is not None and leg._peer is not None:
@@ -210,10 +216,13 @@ class MediaLeg(asyncio.DatagramProtocol):
             self._new_source(ssrc, seq)
         else:
             delta = (seq - stats._max_seq) & 0xFFFF
-            if 0 < delta < 0x8000:
+            if 0 < delta <= _MAX_DROPOUT:
                 if seq < stats._max_seq:
                     stats._cycles += 0x10000
                 stats._max_seq = seq
+            elif _MAX_DROPOUT < delta < 0x10000 - _MAX_MISORDER:
+                self._new_source(ssrc, seq)  # renumbered without a new SSRC (RFC 3550 A.1): a new stream
+                self._route_ssrc = -1
         stats._received += 1
         if pt == self._audio_pt:
             out_pt = self._peer_audio_pt
@@ -222,7 +231,7 @@ class MediaLeg(asyncio.DatagramProtocol):
                 recording.feed(self._recording_channel, data if end == len(data) else data[:end], start, self._codec,
                                ts, ssrc, now)
         elif pt == self._dtmf_pt:
-            self._dtmf_receiver.feed(data[start:end], ts)
+            self._dtmf_receiver.feed(data[start:end], ts, time.monotonic())
             out_pt = self._peer_dtmf_pt
             if out_pt < 0:
                 return
@@ -356,6 +365,7 @@ class MediaLeg(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ inactivity
 
     def _check_inactivity(self, now: float, timeout_s: float) -> None:
+        self._dtmf_receiver.expire(now)
         if self.stats.packets_in != self._seen_packets:
             self._seen_packets = self.stats.packets_in
             self._seen_at = now
@@ -396,9 +406,8 @@ class MediaEngine:
         self.settings = settings
         self.ports = PortPool(settings.port_min, settings.port_max)
         self.legs: set[MediaLeg] = set()
-        self._recording_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording")
+        self._recording_writer = RecordingWriter()
         self._watch: asyncio.TimerHandle | None = None
-        self._recordings: set[CallRecording] = set()
 
     async def allocate_leg(self, label: str) -> MediaLeg:
         """A leg with its RTP (even port) and RTCP (port + 1) sockets bound. Raises PortsExhausted."""
@@ -436,7 +445,7 @@ class MediaEngine:
             raise MediaError("cannot bridge a leg to itself")
         recording = None
         if recording_path is not None:
-            recording = CallRecording(Path(recording_path), self._recording_executor,
+            recording = CallRecording(Path(recording_path), self._recording_writer,
                                       self.settings.recording_flush_interval_s, self.settings.recording_jitter_s)
         bridge = Bridge(a, b, recording)
         for leg, peer, channel in ((a, b, 0), (b, a, 1)):
@@ -494,7 +503,7 @@ class MediaEngine:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
-        self._recording_executor.shutdown(wait=True)
+        await self._recording_writer.shutdown()
 
     def stats(self) -> dict:
         return {leg.label: leg.stats.snapshot() for leg in self.legs}

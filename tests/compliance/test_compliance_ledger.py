@@ -184,3 +184,40 @@ async def test_reserve_accepts_a_number_parsed_at_lead_import(gate, ledger):
         await gate.reserve(US_NUMBER, us_campaign(), NOON_NY + timedelta(minutes=minute))
     capped = await gate.check(parsed, us_campaign(), NOON_NY + timedelta(minutes=3))
     assert capped.reason is Reason.frequency_cap and capped.next_allowed_at == NOON_NY + timedelta(hours=24)
+
+
+def test_sqlite_dsn_forms():
+    from compliance.ledger import sqlite_path
+
+    assert sqlite_path("sqlite:///var/demo.db") == ("var/demo.db", "full")
+    assert sqlite_path("sqlite:////tmp/x.db?synchronous=normal") == ("/tmp/x.db", "normal")
+    assert sqlite_path("var/demo.db") == ("var/demo.db", "full")
+    for bad in ("sqlite://host/x.db", "sqlite:///x.db?synchronous=off", "sqlite:///x.db?journal=delete"):
+        with pytest.raises(LedgerError):
+            sqlite_path(bad)
+
+
+async def test_a_failing_request_fails_alone_and_a_naive_time_is_refused(gate, ledger, monkeypatch):
+    with pytest.raises(LedgerError, match="naive datetime"):
+        await gate.reserve(US_NUMBER, us_campaign(), datetime(2026, 6, 10, 12, 0))
+    original = ledger._reserve_batch
+
+    def poisoned(requests):
+        if any(r.campaign == "poison" for r in requests):
+            raise RuntimeError("boom")
+        return original(requests)
+
+    async def poisoned_async(requests):
+        if any(r.campaign == "poison" for r in requests):
+            raise RuntimeError("boom")
+        return await original(requests)
+
+    monkeypatch.setattr(ledger, "_reserve_batch", poisoned_async if asyncio.iscoroutinefunction(original) else poisoned)
+    numbers = [f"+1202555{i:04d}" for i in range(6)]
+    results = await asyncio.gather(
+        *(gate.reserve(n, us_campaign("poison" if i == 3 else "u1"), NOON_NY) for i, n in enumerate(numbers)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], RuntimeError)
+    assert all(r.allowed for i, r in enumerate(results) if i != 3)
+    assert await ledger.attempts_count() == 5

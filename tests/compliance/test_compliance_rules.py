@@ -253,3 +253,47 @@ def test_property_no_cap_exceeded_under_any_interleaving(steps, per_campaign):
         assert len(day) <= 2 and len(week) <= 5
         for campaign in "abc":
             assert sum(1 for a in day if a.campaign == campaign) <= per_campaign
+
+
+def test_reason_codes_are_exactly_the_documented_closed_set():
+    assert [r.value for r in Reason] == [
+        "ok", "invalid_number", "dnc", "no_consent", "consent_expired", "refused_too_often",
+        "outside_calling_window", "holiday", "frequency_cap", "backoff", "recent_abandon", "abandon_cap",
+        "caller_id_unregistered",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    at=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    attempt_offsets_min=st.lists(st.integers(min_value=1, max_value=8 * 24 * 60), max_size=7),
+    refusals=st.integers(min_value=0, max_value=3),
+    refusal_offset_min=st.integers(min_value=0, max_value=5 * 24 * 60),
+)
+def test_property_next_allowed_at_is_the_first_passing_instant(at, attempt_offsets_min, refusals, refusal_offset_min):
+    history = History(
+        attempts=tuple(sorted((AttemptRecord(at - timedelta(minutes=m), "c1") for m in attempt_offsets_min), key=lambda a: a.at)),
+        state=NumberState(refusals=refusals, last_refusal_at=at - timedelta(minutes=refusal_offset_min) if refusals else None),
+        consents=CN_OK.consents,
+        caller_id=CN_OK.caller_id,
+    )
+    verdict = cn_decide(history, at)
+    if verdict.allowed:
+        return
+    assert verdict.next_allowed_at is not None and verdict.next_allowed_at > at
+    assert cn_decide(history, verdict.next_allowed_at).allowed
+    just_before = verdict.next_allowed_at - timedelta(seconds=1)
+    if just_before > at:
+        assert not cn_decide(history, just_before).allowed
+
+
+def test_outcomes_update_number_state():
+    from compliance.ledger import next_number_state
+
+    for code in (404, 484, 604):
+        assert next_number_state(None, "failed", code, 10)[2] == 10
+    assert next_number_state(None, "rejected", 603, 10) is None  # a 603 decline is not a bad number
+    assert next_number_state(None, "busy", 486, 10) is None
+    assert next_number_state((1, 5, None, None), "refused", None, 20) == (2, 20, None, None)
+    assert next_number_state((0, None, 7, None), "invalid", None, 30) == (0, None, 7, None)  # first mark kept
+    assert next_number_state(None, "abandoned", None, 40) == (0, None, None, 40)

@@ -69,3 +69,15 @@ def test_port_pool_gives_even_ports_and_reports_exhaustion():
         pool.release(40010)
     with pytest.raises(ValueError, match="no even/odd port pair"):
         PortPool(40001, 40002)
+
+
+def test_rtp_settings_refuse_a_wildcard_bind_without_advertised_address():
+    from pydantic import ValidationError
+
+    from sip.settings import RtpSettings
+
+    with pytest.raises(ValidationError, match="advertised_host"):
+        RtpSettings(bind_host="0.0.0.0")
+    assert RtpSettings(bind_host="0.0.0.0", advertised_host="192.0.2.1").advertised_host == "192.0.2.1"
+    with pytest.raises(ValidationError, match="port_max must be at least"):
+        RtpSettings(port_min=40000, port_max=40000)

@@ -3,24 +3,12 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import dominant_frequency, media_settings, wait_for
+from media_peers import call, dominant_frequency, media_settings, wait_for
 
-from sip.media import g711
 from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfReceiver, event_payloads
 from sip.media.engine import MediaEngine, MediaError
 from sip.media.ports import PortsExhausted
-
-
-async def call(engine, peers, label, codecs=("PCMU", "PCMA"), we_offer=True, host="127.0.0.1"):
-    leg = await engine.allocate_leg(label)
-    peer = await peers(host, codecs)
-    if we_offer:
-        await peer.connect_as_answerer(leg)
-    else:
-        await peer.connect_as_offerer(leg)
-    peer.aim(leg)
-    return leg, peer
 
 
 def tone_announcement(tmp_path, seconds=0.5, frequency=600.0, rate=8000, channels=1):
@@ -90,12 +78,14 @@ async def test_sequence_timestamp_and_ssrc_continue_across_rebridge_and_playback
     packets = [(t, p) for t, p, _ in agent.received]
     assert {p.ssrc for _, p in packets} == {agent_leg.ssrc}
     assert all((b.sequence - a.sequence) & 0xFFFF == 1 for (_, a), (_, b) in zip(packets, packets[1:]))
-    for (t_a, a), (t_b, b) in zip(packets, packets[1:]):
-        step = (b.timestamp - a.timestamp) & 0xFFFFFFFF
-        assert 160 <= step < 0x80000000  # always forward
-        assert abs(step - (t_b - t_a) * 8000) <= 160 + 0.03 * 8000 or step == 160  # tracks wall time
+    steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for (_, a), (_, b) in zip(packets, packets[1:])]
+    assert all(160 <= step < 0x80000000 for step in steps)  # always forward
     markers = [i for i, (_, p) in enumerate(packets) if p.marker]
     assert markers == [0, 10, 15]  # new source, announcement, new source
+    for boundary in (10, 15):  # across a switch of source the timestamp advances with the wall clock
+        wall_gap_samples = (packets[boundary][0] - packets[boundary - 1][0]) * 8000
+        assert abs(steps[boundary - 1] - wall_gap_samples) <= 160 + 0.02 * 8000
+    assert all(step == 160 for i, step in enumerate(steps) if i + 1 not in (10, 15))
 
 
 async def test_symmetric_rtp_latches_onto_the_first_source(engine, peers):
@@ -104,10 +94,12 @@ async def test_symmetric_rtp_latches_onto_the_first_source(engine, peers):
     offer = leg.make_offer()
     answer, peer.negotiated = peer.sdp.receive_offer(offer)
     leg.apply_answer(answer.serialize().replace(f" {peer.port} RTP", " 9 RTP"))  # the SDP lies (NAT)
+    assert leg.remote_address == ("127.0.0.1", 9)
     stranger = await peers()
     peer.aim(leg)
     peer.send(b"\xff" * 160)
     await wait_for(lambda: leg.stats.packets_in == 1)
+    assert leg.remote_address == ("127.0.0.1", peer.port)
     stranger.negotiated = peer.negotiated
     stranger.send(b"\xff" * 160, to=leg.local_address)
     await wait_for(lambda: leg.stats.packets_ignored == 1)
@@ -162,7 +154,7 @@ async def test_dtmf_needs_telephone_event(engine, peers):
 async def test_inactivity_callback_fires_once_when_rtp_stops():
     engine = MediaEngine(media_settings(inactivity_timeout_s=0.3, inactivity_check_interval_s=0.05))
     try:
-        from conftest import FakePeer
+        from media_peers import FakePeer
         leg = await engine.allocate_leg("callee")
         peer = await FakePeer.start()
         await peer.connect_as_answerer(leg)
@@ -176,7 +168,7 @@ async def test_inactivity_callback_fires_once_when_rtp_stops():
         assert fired == []
         stopped = asyncio.get_running_loop().time()
         await wait_for(lambda: fired, timeout_s=2)
-        assert 0.25 <= fired[0] - stopped <= 0.5
+        assert 0.28 <= fired[0] - stopped <= 0.9  # not before the timeout; the upper bound allows a busy machine
         await asyncio.sleep(0.3)
         assert len(fired) == 1
         peer.close()

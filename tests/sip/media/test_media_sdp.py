@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sip.media.sdp import SdpError, SdpNegotiationError, SdpNegotiator, parse_sdp
 
@@ -122,3 +124,71 @@ def test_rejected_answer_and_answer_without_offer():
     rejected = b.make_offer().serialize().replace("m=audio 40000", "m=audio 0")
     with pytest.raises(SdpNegotiationError, match="port 0"):
         a.receive_answer(rejected)
+
+
+def offer_with(formats: str, extra: str = "") -> str:
+    return ("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+            f"m=audio 30000 RTP/AVP {formats}\r\n{extra}")
+
+
+@pytest.mark.parametrize(
+    ("ours", "formats", "extra", "codec", "pt", "dtmf"),
+    [
+        (("PCMU", "PCMA"), "0 8", "", "PCMU", 0, None),
+        (("PCMU", "PCMA"), "8 0", "", "PCMA", 8, None),  # the offerer's preference wins
+        (("PCMA",), "0 8", "", "PCMA", 8, None),
+        (("PCMU",), "18 0 101", "a=rtpmap:101 telephone-event/8000\r\n", "PCMU", 0, 101),
+        (("PCMU",), "96 97", "a=rtpmap:96 PCMU/8000\r\na=rtpmap:97 telephone-event/8000\r\n", "PCMU", 96, 97),
+        (("PCMA",), "8 100", "a=rtpmap:100 TELEPHONE-EVENT/8000\r\n", "PCMA", 8, 100),  # names are case-insensitive
+        (("PCMU",), "0 101", "a=rtpmap:101 telephone-event/48000\r\n", "PCMU", 0, None),  # wrong clock: no DTMF
+    ],
+)
+def test_codec_and_dtmf_matrix(ours, formats, extra, codec, pt, dtmf):
+    _, result = SdpNegotiator("127.0.0.1", 40000, codecs=ours).receive_offer(offer_with(formats, extra))
+    assert (result.codec, result.payload_type, result.dtmf_payload_type) == (codec, pt, dtmf)
+
+
+@pytest.mark.parametrize(
+    ("ours", "formats", "extra"),
+    [(("PCMA",), "0", ""), (("PCMU",), "96", "a=rtpmap:96 PCMU/16000\r\n"), (("PCMU",), "18 9", "")],
+)
+def test_no_common_codec_matrix(ours, formats, extra):
+    with pytest.raises(SdpNegotiationError):
+        SdpNegotiator("127.0.0.1", 40000, codecs=ours).receive_offer(offer_with(formats, extra))
+
+
+def test_answerer_picks_the_first_common_codec_of_the_answer_we_applied():
+    ours = SdpNegotiator("127.0.0.1", 40000)
+    ours.make_offer()
+    answer = offer_with("8 0 101", "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n")
+    result = ours.receive_answer(answer)
+    assert (result.codec, result.dtmf_payload_type, result.direction) == ("PCMA", 101, "recvonly")
+
+
+SDP_LINE = st.one_of(
+    st.sampled_from(["v=0", "o=- 1 2 IN IP4 1.2.3.4", "o=x y z IN IP9 a", "s=-", "c=IN IP4 1.2.3.4", "c=IN IP6 ::1",
+                     "c=IN IP4 nope", "t=0 0", "m=audio 4000 RTP/AVP 0 8 101", "m=audio x RTP/AVP", "m=video 0 RTP/AVP 31",
+                     "a=rtpmap:101 telephone-event/8000", "a=rtpmap:x", "a=rtpmap:0 PCMU/abc", "a=fmtp:101 0-16",
+                     "a=ptime:20", "a=ptime:-1", "a=sendonly", "a=inactive", "b=AS:64", "=", "a="]),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SDP_LINE, max_size=12), st.sampled_from(["\r\n", "\n"]))
+def test_any_input_parses_or_raises_sdp_error(lines, newline):
+    try:
+        sdp = parse_sdp(newline.join(lines))
+    except SdpError:
+        return
+    try:
+        SdpNegotiator("127.0.0.1", 40000).receive_offer(sdp)
+    except SdpNegotiationError:
+        pass
+
+
+def test_srtp_is_rejected_and_avpf_answered_in_kind():
+    srtp = offer_with("0").replace("RTP/AVP", "RTP/SAVP") + "m=audio 30002 RTP/AVPF 8\r\n"
+    answer, result = SdpNegotiator("127.0.0.1", 40000).receive_offer(srtp)
+    assert [(m.port, m.proto) for m in answer.media] == [(0, "RTP/SAVP"), (40000, "RTP/AVPF")]
+    assert (result.codec, result.remote_port) == ("PCMA", 30002)
