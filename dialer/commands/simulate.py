@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -54,9 +55,23 @@ def register(subparsers) -> None:
     parser.add_argument("--campaign", help="campaign in --config (default: the first)")
     parser.add_argument("--abandon-window-s", type=float, default=86400.0,
                         help="regulatory window of the abandon-rate control loop, seconds; default 86400")
+    parser.add_argument("--rule-pack", choices=("us", "uk", "cn"),
+                        help="send every lead through the compliance gate with this rule pack (default: allow all)")
+    parser.add_argument("--start-at", type=_aware_datetime, metavar="ISO8601",
+                        help="wall-clock start of the shift for the rule pack, with offset; default 2026-03-03T14:00Z")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="plot utilisation and abandon rate per 30 min")
     parser.set_defaults(handler=simulate)
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset (e.g. 2026-03-03T14:00+00:00)")
+    return value
 
 
 def build_inputs(args: argparse.Namespace):
@@ -87,7 +102,7 @@ def build_inputs(args: argparse.Namespace):
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from dialer.simulate import run_simulation
+    from dialer.simulate import Simulation, make_gate
 
     try:
         scenario, pacing_settings = build_inputs(args)
@@ -98,9 +113,17 @@ def simulate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     started = time.perf_counter()
-    report = run_simulation(scenario, pacing_settings, seed=args.seed, abandon_window_s=args.abandon_window_s)
+    gate = make_gate(scenario, pacing_settings, args.rule_pack, args.start_at, args.seed)
+    simulation = Simulation(scenario, pacing_settings, seed=args.seed, abandon_window_s=args.abandon_window_s,
+                            gate=gate)
+    try:
+        report = simulation.run()
+    finally:
+        simulation.close()
     elapsed_s = time.perf_counter() - started
-    summary = {"mode": pacing_settings.mode, "seed": args.seed, **report.to_dict()}
+    tally = simulation.tally()
+    summary = {"mode": pacing_settings.mode, "seed": args.seed, **report.to_dict(),
+               "outcomes": tally.outcomes, "rule_pack": args.rule_pack, "gate_refusals": tally.gate_refusals}
     if args.plot is not None:
         plot_series(summary, pacing_settings.target_abandon_rate, args.plot)
     if args.json:
@@ -128,6 +151,9 @@ def format_summary(summary: dict, elapsed_s: float) -> str:
         f"  talk utilisation {summary['talk_utilization']:.1%}, occupancy {summary['occupancy']:.1%},"
         f" talk {summary['talk_minutes_per_agent_hour']:.1f} min per agent-hour,"
         f" mean agent wait {summary['mean_agent_wait_s']:.1f} s",
+        "  outcomes: " + (", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()) or "none"),
+        f"  gate ({summary['rule_pack'] or 'allow all'}) refusals: "
+        + (", ".join(f"{k} {v}" for k, v in summary["gate_refusals"].items()) or "none"),
         "",
         "  hour   dials  answers  abandons  abandon  talk util",
     ]

@@ -66,11 +66,9 @@ class AgentPool:
         return None
 
     def views(self, campaign: str, now: float) -> tuple[pacer.AgentView, ...]:
-        return tuple(
-            pacer.AgentView(a.agent_id, a.state, now - a.since)
-            for a in self._by_campaign.get(campaign, ())
-            if a.state in PACER_VISIBLE_STATES
-        )
+        view, visible = pacer.AgentView, PACER_VISIBLE_STATES
+        return tuple([view(a.agent_id, a.state, now - a.since)
+                      for a in self._by_campaign.get(campaign, ()) if a.state in visible])
 
     def ready_count(self, campaign: str) -> int:
         return sum(1 for a in self._ready.values() if campaign in a.campaigns)

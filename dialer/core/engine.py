@@ -13,6 +13,7 @@ reservation is already in the ledger, so "reserved" means "dialled".
 from __future__ import annotations
 
 import itertools
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from dialer.core.events import (
 from dialer.core.retry import retry_delay_s
 from dialer.core.timers import TimerHeap
 from dialer.core.trunks import TrunkPool
+from dialer.errors import Conflict, NotFound
 
 RING_TIMEOUT_SIP_CODE = 487  # our CANCEL: Request Terminated
 
@@ -108,8 +110,10 @@ class EngineCore:
         *,
         call_id_prefix: str = "",
     ) -> None:
-        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name. ``call_id_prefix`` keeps
-        call ids (and the recording names made from them) unique across restarts of the process."""
+        """``trunks``: (name, max_channels, max_cps) for every trunk the campaigns name.
+
+        ``call_id_prefix`` makes call ids (and the recording names made from them) unique beyond this
+        core's life: the runtime passes one per node and boot (e.g. node name and a boot id)."""
         self.campaigns: dict[str, CampaignRun] = {
             c.name: CampaignRun(settings=c, policy=policy_factory(c)) for c in campaigns
         }
@@ -118,8 +122,8 @@ class EngineCore:
         self.calls: dict[str, CallRecord] = {}
         self._waiting_all: OrderedDict[str, CallRecord] = OrderedDict()  # every campaign, in answer order
         self._timers = TimerHeap()
-        self._call_ids = itertools.count(1)
         self._call_id_prefix = call_id_prefix
+        self._call_ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._out: list[Command] = []
         self._now = float("-inf")
@@ -131,17 +135,22 @@ class EngineCore:
         return self._timers.next_deadline()
 
     def handle(self, event: Event, now: float) -> list[Command]:
-        """Apply one event at time ``now`` (never earlier than a previous call) and return the commands."""
+        """Apply one event at time ``now`` (never earlier than a previous call) and return the commands.
+
+        Raises dialer.errors.NotFound / Conflict for a caller's mistake (unknown campaign, agent not
+        logged in, disposition of a call the agent did not have)."""
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
-        self._now = now
-        self._out = []
-        self._fire_due_timers(now)
         handler = self._handlers.get(type(event))
         if handler is None:
             raise TypeError(f"unknown event {event!r}")
+        self._now = now
+        self._fire_due_timers(now)
+        # A handler refusing a caller's mistake (NotFound, Conflict) raises before changing anything; the
+        # commands of timers fired above stay queued and come out with the next call.
         handler(self, event, now)
-        return self._out
+        out, self._out = self._out, []
+        return out
 
     def live_status(self, now: float) -> dict:
         return {
@@ -187,7 +196,7 @@ class EngineCore:
     def _campaign(self, name: str) -> CampaignRun:
         run = self.campaigns.get(name)
         if run is None:
-            raise KeyError(f"unknown campaign {name!r}")
+            raise NotFound(f"unknown campaign {name!r}")
         return run
 
     def _campaigns_of_agent(self, agent_id: str) -> frozenset[str]:
@@ -271,12 +280,13 @@ class EngineCore:
                         next_slot = slot if next_slot is None else min(next_slot, slot)
                     break
                 self._originate(run, run.queued_leads.popleft(), trunk, now)
-        if next_slot is not None:
-            self._timers.set(("trunk", "*"), next_slot)
+        if next_slot is not None:  # strictly later than now, so a rounding slip can never spin the timer loop
+            self._timers.set(("trunk", "*"), max(next_slot, math.nextafter(now, math.inf)))
 
     def _originate(self, run: CampaignRun, lead: GrantedLead, trunk: str, now: float) -> None:
         settings = run.settings
-        call = CallRecord(f"{self._call_id_prefix}{settings.name}-{next(self._call_ids)}", settings.name, lead, trunk, now)
+        call_id = f"{self._call_id_prefix}{settings.name}-{next(self._call_ids)}"
+        call = CallRecord(call_id, settings.name, lead, trunk, now)
         self.trunks.start(trunk, now)
         self.calls[call.call_id] = call
         run.ringing[call.call_id] = call
@@ -492,10 +502,14 @@ class EngineCore:
         if agent.state != "logged_out":
             self._log_out(agent, now)
 
+    def _logged_in_agent(self, agent_id: str) -> AgentRecord:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.state == "logged_out":
+            raise Conflict(f"agent {agent_id!r} is not logged in")
+        return agent
+
     def _on_agent_ready(self, event: AgentReady, now: float) -> None:
-        agent = self.agents.get(event.agent_id)
-        if agent is None:
-            return
+        agent = self._logged_in_agent(event.agent_id)
         agent.pause_pending = False
         if agent.state == "paused":
             self._become_available(agent, now)
@@ -503,9 +517,7 @@ class EngineCore:
             self._wrap_up_over(agent, now)
 
     def _on_agent_paused(self, event: AgentPaused, now: float) -> None:
-        agent = self.agents.get(event.agent_id)
-        if agent is None:
-            return
+        agent = self._logged_in_agent(event.agent_id)
         if agent.state == "ready":
             self._set_agent_state(agent, "paused", now)
         elif agent.state in ("talking", "wrap_up", "connecting"):
@@ -523,7 +535,7 @@ class EngineCore:
     def _on_disposition(self, event: Disposition, now: float) -> None:
         agent = self.agents.get(event.agent_id)
         if agent is None or agent.last_call_id != event.call_id or agent.last_campaign is None:
-            raise KeyError(f"agent {event.agent_id!r} has no call {event.call_id!r} to dispose")
+            raise NotFound(f"agent {event.agent_id!r} has no call {event.call_id!r} to dispose")
         self._out.append(
             RecordDisposition(agent.last_campaign, event.call_id, agent.last_lead_id, agent.agent_id,
                               event.disposition)

@@ -18,7 +18,8 @@ class TrunkState:
     recent_starts: deque[float] = field(default_factory=deque)
 
     def _forget_before(self, now: float) -> None:
-        while self.recent_starts and self.recent_starts[0] <= now - CPS_WINDOW_S:
+        # the same sum as next_start_at(), so a start is allowed exactly at the time promised there
+        while self.recent_starts and self.recent_starts[0] + CPS_WINDOW_S <= now:
             self.recent_starts.popleft()
 
     def free_channels(self) -> int:

@@ -83,3 +83,15 @@ def test_serve_metrics_exposes_the_registry_over_http():
         server.server_close()
     assert 'dialer_calls_total{campaign="c1",outcome="answered"} 3.0' in body
     assert "dialer_agent_wait_seconds_bucket" in body
+
+
+def test_lines_per_ready_agent_and_calls_in_flight_follow_the_core():
+    metrics = DialerMetrics()
+    h = Harness()
+    h.agent_up("a1", at=0.0)
+    h.agent_up("a2", at=0.0)
+    h.dial(5)
+    metrics.apply_status(h.core.live_status(1.0))
+    assert value(metrics, "dialer_calls_in_flight", campaign="c1") == 5
+    assert value(metrics, "dialer_lines_per_ready_agent", campaign="c1") == 2.5
+    assert value(metrics, "dialer_agents", state="ready") == 2

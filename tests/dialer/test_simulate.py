@@ -111,3 +111,78 @@ def test_hours_override_and_breaks():
 def test_every_mode_runs(mode):
     report = run_simulation(Scenario(agents=3, hours=0.5), PacingSettings(mode=mode), seed=4)
     assert report.dials > 0
+
+
+def test_rule_pack_gate_refuses_numbers_outside_their_calling_window(capsys):
+    # 13:30 UTC on 3 March (before DST): 08:30 in New York and Miami (open); 07:30 Chicago, 06:30 Denver,
+    # 05:30 San Francisco, 04:30 Anchorage (closed)
+    report = run_cli(capsys, "--agents", "2", "--hours", "0.1", "--mode", "progressive", "--json",
+                     "--rule-pack", "us", "--start-at", "2026-03-03T13:30:00+00:00")
+    assert report["rule_pack"] == "us"
+    assert report["gate_refusals"].get("outside_calling_window", 0) > 0
+    assert set(report["gate_refusals"]) <= {"outside_calling_window"}
+    assert report["dials"] > 0 and sum(report["outcomes"].values()) <= report["dials"]
+
+
+def test_rule_pack_gate_never_lets_a_refused_number_be_dialled():
+    from datetime import datetime
+
+    from dialer.simulate import make_gate
+
+    scenario = Scenario(agents=2, hours=0.05)
+    gate = make_gate(scenario, PacingSettings(mode="progressive"), "us",
+                     datetime.fromisoformat("2026-03-03T13:30:00+00:00"), 3)
+    simulation = Simulation(scenario, PacingSettings(mode="progressive"), seed=3, gate=gate)
+    dialled, refused = [], []
+    original = simulation._carry_out
+
+    def spy(command, now):
+        if type(command).__name__ == "Originate":
+            dialled.append(command.number)
+        original(command, now)
+
+    simulation._carry_out = spy
+    grant = gate.grant
+
+    def spying_grant(campaign, request_id, count, now):
+        answer = grant(campaign, request_id, count, now)
+        refused.extend(e.lead_id for e in answer if type(e).__name__ == "LeadRefused")
+        return answer
+
+    gate.grant = spying_grant
+    try:
+        simulation.run()
+    finally:
+        simulation.close()
+    assert dialled and refused
+    assert {number[:5] for number in dialled} <= {"+1212", "+1305"}  # only New York and Miami are open at 08:30
+
+
+def test_start_at_needs_an_offset(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--rule-pack", "us", "--start-at", "2026-03-03T13:30:00"])
+    assert "needs a UTC offset" in capsys.readouterr().err
+
+
+def test_gate_abandon_cap_forces_the_predictive_pacer_to_progressive():
+    from dialer.core import events as ev
+    from dialer.simulate_gate import AllowAllGate
+
+    class CapAlwaysOn(AllowAllGate):
+        def __init__(self):
+            super().__init__()
+            self.sent = False
+
+        def abandon_cap(self, campaign, now):
+            if self.sent:
+                return None
+            self.sent = True
+            return ev.AbandonCapChanged(campaign, True)
+
+    scenario = Scenario(agents=10, hours=1)
+    free = run_simulation(scenario, PacingSettings(mode="predictive"), seed=5)
+    capped = Simulation(scenario, PacingSettings(mode="predictive"), seed=5, gate=CapAlwaysOn())
+    report = capped.run()
+    capped.close()
+    assert free.abandons > 0
+    assert report.abandons == 0 and report.answers > 0

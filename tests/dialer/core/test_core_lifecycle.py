@@ -6,6 +6,7 @@ import pytest
 
 from dialer.config import RetryRule, RetrySettings
 from dialer.core import events as ev
+from dialer.errors import Conflict, NotFound
 from tests.dialer.core.harness import Harness, campaign, of
 
 
@@ -34,7 +35,7 @@ def test_disposition_ends_wrap_up_early_and_is_recorded():
     out = h.send(ev.Disposition("a1", call.call_id, "sale"), at=25.0)
     assert of(ev.RecordDisposition, out) == [ev.RecordDisposition("c1", call.call_id, call.lead_id, "a1", "sale")]
     assert h.core.agents["a1"].state == "ready"
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         h.send(ev.Disposition("a1", "c1-unknown", "sale"), at=26.0)
 
 
@@ -241,3 +242,81 @@ def test_real_progressive_policy_dials_one_line_per_ready_agent_counting_lines_i
     [request] = of(ev.RequestLeads, core.handle(ev.CampaignStart("c1"), 0.0))
     assert request.count == 2  # the paused agent is not counted
     assert not of(ev.RequestLeads, core.handle(ev.Tick(), 1.0))  # two requests still pending
+
+
+def test_a_calls_per_second_slot_opens_exactly_when_promised_despite_float_rounding():
+    from dialer.core.trunks import TrunkPool
+
+    start = 1.3436424411240122  # (start + 1.0) - 1.0 < start in binary floating point
+    pool = TrunkPool([("t1", 10, 1.0)])
+    pool.start("t1", start)
+    promised = pool.next_start_at(["t1"], start + 0.5)
+    assert promised == start + 1.0
+    assert pool.pick(["t1"], promised) == "t1"
+
+
+def test_caller_mistakes_raise_the_errors_the_api_maps():
+    h = Harness()
+    with pytest.raises(NotFound, match="unknown campaign 'nope'"):
+        h.send(ev.CampaignStart("nope"), at=0.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentReady("a9"), at=0.0)
+    h.agent_up("a1", at=0.0)
+    h.send(ev.AgentLoggedOut("a1"), at=1.0)
+    with pytest.raises(Conflict, match="not logged in"):
+        h.send(ev.AgentPaused("a1"), at=2.0)
+    assert h.send(ev.AgentLoggedOut("a1"), at=3.0) == []  # logging out twice is harmless
+
+
+def test_commands_of_timers_fired_before_a_refused_event_are_not_lost():
+    h = Harness()
+    [call] = h.dial(1)
+    h.send(ev.Answered(call.call_id), at=1.0)
+    with pytest.raises(Conflict):
+        h.send(ev.AgentReady("ghost"), at=5.0)  # the connect limit (3.0) fires first
+    out = h.send(ev.Tick(), at=5.0)
+    assert of(ev.PlayAnnouncement, out) == [ev.PlayAnnouncement(call.call_id, None)]
+
+
+def test_shared_trunk_slots_go_to_the_higher_priority_campaign_first():
+    h = Harness(campaign("low", priority=0), campaign("high", priority=5), trunks=(("t1", 10, 1.0),))
+    h.send(ev.LeadsGranted("low", 0, (h.lead(), h.lead())), at=0.0)  # low takes the only slot of second 0
+    out = h.send(ev.LeadsGranted("high", 0, (h.lead(), h.lead())), at=0.5)
+    assert not of(ev.Originate, out)
+    assert [o.campaign for o in of(ev.Originate, h.advance(1.0))] == ["high"]
+    assert [o.campaign for o in of(ev.Originate, h.advance(2.0))] == ["high"]
+    assert [o.campaign for o in of(ev.Originate, h.advance(3.0))] == ["low"]
+
+
+def test_an_agent_of_two_campaigns_takes_the_longest_waiting_call_of_either():
+    h = Harness(campaign("c1"), campaign("c2"))
+    [first] = h.dial(1, campaign_name="c2")
+    [second] = h.dial(1, campaign_name="c1")
+    h.send(ev.Answered(first.call_id), at=1.0)
+    h.send(ev.Answered(second.call_id), at=1.5)
+    out = h.agent_up("a1", at=2.0)
+    assert [(b.call_id, b.agent_id) for b in of(ev.Bridge, out)] == [(first.call_id, "a1")]
+
+
+def test_live_status_counts_lines_and_ready_agents():
+    h = Harness()
+    h.agent_up("a1", at=0.0)
+    h.agent_up("a2", at=0.0)
+    h.dial(3)
+    status = h.core.live_status(1.0)
+    assert status["agents"]["ready"] == 2
+    assert status["campaigns"]["c1"]["calls_in_flight"] == 3 and status["campaigns"]["c1"]["ready_agents"] == 2
+    assert status["calls"] == 3
+
+
+def test_call_ids_and_recording_names_carry_the_boot_prefix():
+    from dialer.core import EngineCore
+    from tests.dialer.core.harness import ScriptedPolicy
+
+    core = EngineCore([campaign()], [("t1", 5, 5.0)], lambda c: ScriptedPolicy(), call_id_prefix="node1.b7f3-")
+    core.handle(ev.AgentLoggedIn("a1"), 0.0)
+    core.handle(ev.AgentLegUp("a1"), 0.0)
+    [originate] = of(ev.Originate, core.handle(ev.LeadsGranted("c1", 1, (ev.GrantedLead(1, "+14155550100", 9),)), 0.0))
+    assert originate.call_id == "node1.b7f3-c1-1"
+    [bridge] = of(ev.Bridge, core.handle(ev.Answered(originate.call_id), 1.0))
+    assert bridge.recording_name == "c1/node1.b7f3-c1-1.wav"
