@@ -6,6 +6,8 @@ import hmac
 import inspect
 import json
 import logging
+import re
+import traceback
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 import dialer
 from dialer.api.openapi import build_openapi
 from dialer.api.routes import ROUTES, Route
+from compliance.numbers import mask_number
 from dialer.errors import BadRequest, Conflict, DialerError, NotFound
 
 if TYPE_CHECKING:
@@ -27,6 +30,12 @@ OPENAPI = web.AppKey("openapi", dict)
 ROUTE = "dialer_route"
 REALM = 'Bearer realm="dialer"'
 ERROR_STATUS: dict[type[DialerError], int] = {BadRequest: 400, NotFound: 404, Conflict: 409}
+PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{5,}\d")
+
+
+def mask_numbers(text: str) -> str:
+    """Anything in free text that looks like a phone number, masked (exception messages may quote one)."""
+    return PHONE_LIKE.sub(lambda match: mask_number(match.group()), text)
 
 
 def error_response(status: int, message: str, *, field: str | None = None, headers: dict | None = None) -> web.Response:
@@ -53,7 +62,7 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         status = next((code for kind, code in ERROR_STATUS.items() if isinstance(exc, kind)), 500)
         return error_response(status, str(exc) or type(exc).__name__)
     except Exception:
-        log.exception("API handler failed: %s %s", request.method, request.path)
+        log.error("API handler failed: %s %s\n%s", request.method, request.path, mask_numbers(traceback.format_exc()))
         return error_response(500, "internal error")
 
 

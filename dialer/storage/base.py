@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 
 from dialer.storage.models import (
+    CAMPAIGN_STATES,
     CDR_OUTCOMES,
     CDR_UPDATABLE,
     FINAL_LEAD_STATUSES,
@@ -27,6 +28,18 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the store only takes timezone-aware times")
     return moment.astimezone(timezone.utc)
+
+
+# Crash recovery: a released lead whose call had started (a CDR opened since its claim) counts the attempt.
+ATTEMPTS_AFTER_RELEASE = (
+    "attempts + CASE WHEN EXISTS (SELECT 1 FROM cdrs WHERE cdrs.lead_id = leads.id"
+    " AND cdrs.started_at >= leads.claimed_at) THEN 1 ELSE 0 END"
+)
+
+
+def check_campaign_state(state: str) -> None:
+    if state not in CAMPAIGN_STATES:
+        raise ValueError(f"campaign state must be one of {CAMPAIGN_STATES}, got {state!r}")
 
 
 def check_final_status(status: str) -> None:
@@ -99,7 +112,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release_dialing_leads(self, node: str) -> int:
-        """Crash recovery: leads `node` had claimed go back to the hopper unchanged otherwise. Returns how many."""
+        """Crash recovery: leads `node` had claimed go back to the hopper, due as before. A lead whose call had
+        started (a CDR opened since the claim) counts that attempt. Returns how many leads were released."""
 
     # CDRs
     @abc.abstractmethod

@@ -76,6 +76,11 @@ STEPS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 created_at {ts} NOT NULL)""",
         ),
     ),
+    (
+        2,
+        # crash recovery asks, per released lead, whether its call had started
+        ("CREATE INDEX cdrs_lead ON cdrs (lead_id, started_at)",),
+    ),
 )
 
 LATEST_VERSION = STEPS[-1][0]

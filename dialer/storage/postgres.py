@@ -13,7 +13,15 @@ from datetime import datetime
 
 import asyncpg
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
+from dialer.storage.base import (
+    ATTEMPTS_AFTER_RELEASE,
+    Store,
+    check_campaign_state,
+    check_cdr_update,
+    check_final_status,
+    check_outcome,
+    utc,
+)
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -88,6 +96,7 @@ class PostgresStore(Store):
 
     # campaigns
     async def set_campaign_state(self, name: str, state: CampaignState, now: datetime) -> Campaign:
+        check_campaign_state(state)
         await self._pool.execute(
             "INSERT INTO campaigns (name, state, updated_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -142,18 +151,35 @@ class PostgresStore(Store):
         return {status: 0 for status in LEAD_STATUSES} | {r["status"]: r["n"] for r in records}
 
     async def claim_leads(self, campaign: str, now: datetime, limit: int) -> list[Lead]:
+        """Walks the campaign's priorities from the top (one index seek each), taking due leads of each in due order,
+        so the cost stays with the leads claimed however many wait for later at a higher priority."""
         if limit <= 0:
             return []
-        records = await self._pool.fetch(
-            "WITH due AS (SELECT id FROM leads WHERE campaign = $1 AND status IN ('new', 'scheduled')"
-            " AND next_attempt_at <= $2 ORDER BY priority DESC, next_attempt_at, id LIMIT $3"
-            " FOR UPDATE SKIP LOCKED)"
-            " UPDATE leads SET status = 'dialing', claimed_by = $4, claimed_at = $2 FROM due"
-            f" WHERE leads.id = due.id RETURNING {', '.join('leads.' + c for c in LEAD_COLUMNS.split(', '))}",
-            campaign, utc(now), limit, self.node,
-        )
-        claimed = [lead_from_record(r) for r in records]
-        return sorted(claimed, key=lambda lead: (-lead.priority, lead.next_attempt_at, lead.id))
+        claimed: list[Lead] = []
+        returning = ", ".join("leads." + column for column in LEAD_COLUMNS.split(", "))
+        async with self._pool.acquire() as connection, connection.transaction():
+            priority: int | None = None
+            while len(claimed) < limit:
+                below = "" if priority is None else "AND priority < $2"
+                params = (campaign,) if priority is None else (campaign, priority)
+                priority = await connection.fetchval(
+                    f"SELECT priority FROM leads WHERE campaign = $1 AND status IN ('new', 'scheduled') {below}"
+                    " ORDER BY priority DESC LIMIT 1",
+                    *params,
+                )
+                if priority is None:
+                    break
+                records = await connection.fetch(
+                    "WITH due AS (SELECT id FROM leads WHERE campaign = $1 AND status IN ('new', 'scheduled')"
+                    " AND priority = $2 AND next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT $4"
+                    " FOR UPDATE SKIP LOCKED)"
+                    " UPDATE leads SET status = 'dialing', claimed_by = $5, claimed_at = $3 FROM due"
+                    f" WHERE leads.id = due.id RETURNING {returning}",
+                    campaign, priority, utc(now), limit - len(claimed), self.node,
+                )
+                batch = [lead_from_record(r) for r in records]
+                claimed += sorted(batch, key=lambda lead: (lead.next_attempt_at, lead.id))
+        return claimed
 
     async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
         status = await self._pool.execute(
@@ -174,8 +200,8 @@ class PostgresStore(Store):
 
     async def release_dialing_leads(self, node: str) -> int:
         result = await self._pool.execute(
-            "UPDATE leads SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL"
-            " WHERE status = 'dialing' AND claimed_by = $1",
+            f"UPDATE leads SET status = 'scheduled', attempts = {ATTEMPTS_AFTER_RELEASE},"
+            " claimed_by = NULL, claimed_at = NULL WHERE status = 'dialing' AND claimed_by = $1",
             node,
         )
         return int(result.split()[-1])

@@ -5,9 +5,10 @@ returns; NORMAL only skips the fsync, so a commit survives `kill -9` of the engi
 cache and reaches the disk) and any clean OS restart -- tests/dialer/storage/test_store_crash.py kills a real
 process to prove it. What NORMAL can lose is the last commits before a power cut or kernel crash (the database
 stays consistent). FULL (node.database_synchronous) closes that gap with one fsync per commit, measured here at
-110-400 commits/s against 5,000-6,700 with NORMAL (benchmarks/store_hopper.py), which would cap a node at some
-20-60 calls per second (each call commits about six times); the compliance ledger, which alone decides whether a number may be
-dialled again, keeps its own durability, so a lost engine commit cannot breach a cap.
+110-430 commits/s against 1,400-6,700 with NORMAL, 9 to 60 times fewer across runs (benchmarks/store_hopper.py);
+at about six commits per call that caps a node near 20-70 calls per second. The compliance ledger, which alone
+decides whether a number may be dialled again, keeps its own durability, so a lost engine commit cannot breach a
+cap.
 
 Writers take the lock up front (BEGIN IMMEDIATE), so a claim reads and marks its leads with no other writer in
 between, across tasks and across processes sharing the file; busy_timeout makes them queue instead of failing.
@@ -25,7 +26,15 @@ from pathlib import Path
 
 import aiosqlite
 
-from dialer.storage.base import Store, check_cdr_update, check_final_status, check_outcome, utc
+from dialer.storage.base import (
+    ATTEMPTS_AFTER_RELEASE,
+    Store,
+    check_campaign_state,
+    check_cdr_update,
+    check_final_status,
+    check_outcome,
+    utc,
+)
 from dialer.storage.migrations import pending_steps, schema_version_table
 from dialer.storage.models import (
     CDR_COLUMNS,
@@ -43,6 +52,12 @@ LEAD_COLUMNS = (
     "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by"
 )
 TIME_COLUMNS = frozenset({"started_at", "answered_at", "bridged_at", "ended_at"})
+# The hopper walks the campaign's priorities from the top (each step one index seek), then takes due leads of
+# that priority in due order: the cost stays with the leads claimed, however many wait for later at a higher one.
+TOP_PRIORITY_SQL = (
+    "SELECT priority FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled') {below}"
+    " ORDER BY priority DESC LIMIT 1"
+)
 
 
 def to_text(moment: datetime | None) -> str | None:
@@ -173,6 +188,7 @@ class SqliteStore(Store):
 
     # campaigns
     async def set_campaign_state(self, name: str, state: CampaignState, now: datetime) -> Campaign:
+        check_campaign_state(state)
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO campaigns (name, state, updated_at) VALUES (?, ?, ?)"
@@ -227,16 +243,27 @@ class SqliteStore(Store):
         if limit <= 0:
             return []
         stamp = to_text(now)
+        claimed: list[Lead] = []
         async with self._write() as db:
-            async with db.execute(
-                "UPDATE leads SET status = 'dialing', claimed_by = ?, claimed_at = ? WHERE id IN ("
-                " SELECT id FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled')"
-                " AND next_attempt_at <= ? ORDER BY priority DESC, next_attempt_at, id LIMIT ?)"
-                f" RETURNING {LEAD_COLUMNS}",
-                (self.node, stamp, campaign, stamp, limit),
-            ) as cursor:
-                claimed = [lead_from_row(r) for r in await cursor.fetchall()]
-        return sorted(claimed, key=lambda lead: (-lead.priority, lead.next_attempt_at, lead.id))
+            priority: int | None = None
+            while len(claimed) < limit:
+                below = "" if priority is None else "AND priority < ?"
+                params = (campaign,) if priority is None else (campaign, priority)
+                async with db.execute(TOP_PRIORITY_SQL.format(below=below), params) as cursor:
+                    row = await cursor.fetchone()
+                if row is None:
+                    break
+                (priority,) = row
+                async with db.execute(
+                    "UPDATE leads SET status = 'dialing', claimed_by = ?, claimed_at = ? WHERE id IN ("
+                    " SELECT id FROM leads WHERE campaign = ? AND status IN ('new', 'scheduled') AND priority = ?"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                    f" RETURNING {LEAD_COLUMNS}",
+                    (self.node, stamp, campaign, priority, stamp, limit - len(claimed)),
+                ) as cursor:
+                    batch = [lead_from_row(r) for r in await cursor.fetchall()]
+                claimed += sorted(batch, key=lambda lead: (lead.next_attempt_at, lead.id))
+        return claimed
 
     async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
         async with self._write() as db:
@@ -260,8 +287,8 @@ class SqliteStore(Store):
     async def release_dialing_leads(self, node: str) -> int:
         async with self._write() as db:
             cursor = await db.execute(
-                "UPDATE leads SET status = 'scheduled', claimed_by = NULL, claimed_at = NULL"
-                " WHERE status = 'dialing' AND claimed_by = ?",
+                f"UPDATE leads SET status = 'scheduled', attempts = {ATTEMPTS_AFTER_RELEASE},"
+                " claimed_by = NULL, claimed_at = NULL WHERE status = 'dialing' AND claimed_by = ?",
                 (node,),
             )
             return cursor.rowcount

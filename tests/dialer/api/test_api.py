@@ -173,12 +173,15 @@ async def test_engine_errors_map_to_404_409_400(client, control):
     assert (refused.status, await refused.json()) == (400, {"error": "number: not a phone number"})
 
 
-async def test_unexpected_engine_failure_is_a_json_500_without_details(client, control):
+async def test_unexpected_engine_failure_is_a_json_500_logged_with_numbers_masked(client, control, caplog):
     async def explode(name):
-        raise RuntimeError("secret internals +8613800138000")
+        raise RuntimeError("secret internals while dialling +8613800138000")
     control.campaign_start = explode
     response = await client.post("/v1/campaigns/spring/start", headers=AUTH)
     assert (response.status, await response.json()) == (500, {"error": "internal error"})
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "dialer.api")
+    assert "RuntimeError: secret internals while dialling +86138****8000" in logged
+    assert "8613800138000" not in logged
 
 
 async def test_openapi_document_is_public_valid_and_lists_every_route(client):

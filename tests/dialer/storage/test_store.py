@@ -51,6 +51,9 @@ async def test_campaign_state_upsert(store: Store):
     campaign = await store.get_campaign("spring")
     assert (campaign.state, campaign.updated_at) == ("paused", T0 + timedelta(minutes=1))
     assert [c.name for c in await store.list_campaigns()] == ["autumn", "spring"]
+    with pytest.raises(ValueError, match="campaign state must be one of"):
+        await store.set_campaign_state("spring", "dialling", T0)
+    assert (await store.get_campaign("spring")).state == "paused"
 
 
 async def test_add_leads_deduplicates_per_campaign_and_keeps_the_stored_lead(store: Store):
@@ -122,9 +125,13 @@ async def test_release_dialing_leads_frees_only_the_crashed_nodes_claims(open_te
     await node_a.add_leads("c", leads(*numbers(4)), T0)
     claimed_a = await node_a.claim_leads("c", T0, 2)
     claimed_b = await node_b.claim_leads("c", T0, 2)
+    await node_a.open_cdr("before-claim", "c", claimed_a[1].id, "t", T0 - timedelta(hours=1))  # an older call
+    await node_a.open_cdr("crashed-call", "c", claimed_a[0].id, "t", T0 + timedelta(seconds=1))
     assert await node_b.release_dialing_leads("a") == 2
     released = [await node_b.get_lead(lead.id) for lead in claimed_a]
-    assert all(lead.status == "scheduled" and lead.claimed_by is None and lead.attempts == 0 for lead in released)
+    assert all(lead.status == "scheduled" and lead.claimed_by is None for lead in released)
+    assert [lead.next_attempt_at for lead in released] == [T0, T0]
+    assert [lead.attempts for lead in released] == [1, 0]  # only the lead whose call had started counts it
     assert [(await node_b.get_lead(lead.id)).claimed_by for lead in claimed_b] == ["b", "b"]
     assert {lead.id for lead in await node_b.claim_leads("c", T0, 10)} == {lead.id for lead in claimed_a}
 
@@ -310,3 +317,20 @@ async def test_writers_cancelled_mid_transaction_leave_the_store_usable(store: S
     assert len(await store.claim_leads("c", T0, 100)) == counts["new"]
     await store.open_cdr("after", "c", None, None, T0)
     assert (await store.get_cdr("after")).campaign == "c"
+
+
+async def test_a_database_from_schema_version_1_is_upgraded_in_place(store_dsn, open_test_store, monkeypatch):
+    full_steps = dialer.storage.migrations.STEPS
+    monkeypatch.setattr(dialer.storage.migrations, "STEPS", full_steps[:1])
+    old = await open_test_store()
+    assert await old.schema_version() == 1
+    await old.add_leads("c", leads("+12025550100"), T0)
+    [lead] = await old.claim_leads("c", T0, 1)
+    await old.open_cdr("call-1", "c", lead.id, "t", T0)
+    await old.close()
+
+    monkeypatch.setattr(dialer.storage.migrations, "STEPS", full_steps)
+    upgraded = await open_test_store()
+    assert await upgraded.schema_version() == dialer.storage.migrations.LATEST_VERSION
+    assert await upgraded.release_dialing_leads("node1") == 1
+    assert (await upgraded.get_lead(lead.id)).attempts == 1

@@ -58,6 +58,7 @@ async def test_kill_9_keeps_committed_rows_and_restart_closes_live_work(store_ds
     closed = [cdr async for cdr in restarted.export_cdrs(campaign="c")]
     assert {(cdr.outcome, cdr.hangup_by) for cdr in closed} == {("failed", "crash")}
     assert (await restarted.count_leads("c"))["scheduled"] == 2
+    assert sorted(lead.attempts for lead in await restarted.list_leads("c")) == [0, 1, 1]  # the two calls count
     assert len(await restarted.claim_leads("c", now + timedelta(seconds=1), 10)) == 3
     await restarted.add_leads("c", [NewLead(e164="+12025550000", raw_number="0")], now)
     assert (await restarted.count_leads("c"))["new"] == 0
