@@ -20,7 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dialer.simulate import run_simulation  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
+
 from pacing import make_policy  # noqa: E402
+from pacing.erlang import erlang_a  # noqa: E402
 from pacing.settings import PacingSettings  # noqa: E402
 from pacing.simulator import Scenario  # noqa: E402
 
@@ -92,6 +95,15 @@ def decide_cost_us(agents: int, seed: int = 1, hours: float = 1.0) -> float:
 
     run_simulation(scenario(agents, 0.30, hours), PacingSettings(), seed=seed, policy_factory=timing_factory)
     return spent[0] / spent[1] * 1e6
+
+
+def open_loop_reference(agents: int, talk_s: float = 180.0, wrap_s: float = 10.0, patience_s: float = 2.0) -> float:
+    """Talk utilisation of a dialler launching at a constant rate (Poisson answers) with 3 % abandoned: Erlang A
+    with the connect limit as mean patience. What feedback from the pacer has to beat."""
+    service_rate = 1.0 / (talk_s + wrap_s)
+    abandon = lambda rate: erlang_a(agents, rate, service_rate, 1.0 / patience_s).abandon_probability  # noqa: E731
+    rate = brentq(lambda r: abandon(r) - ABANDON_GOAL, 1e-6, 10.0 * agents * service_rate)
+    return erlang_a(agents, rate, service_rate, 1.0 / patience_s).utilisation * talk_s / (talk_s + wrap_s)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -180,10 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     costs = {agents: decide_cost_us(agents) for agents in (20, 100)}
     for agents, cost in costs.items():
         print(f"predictive decide(): {cost:.0f} us per call with {agents} agents")
+    reference = {agents: open_loop_reference(agents) for agents in sorted(set(args.agents))}
+    for agents, utilisation in reference.items():
+        print(f"open-loop reference (Erlang A, constant dial rate, 3 % abandoned): {agents} agents,"
+              f" talk {100 * utilisation:.1f}%")
     goals = check_goals(rows)
     print("\n" + "\n".join(goals))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"rows": rows, "runs": runs, "decide_us": costs, "goals": goals,
+    args.output.write_text(json.dumps({"rows": rows, "runs": runs, "decide_us": costs, "goals": goals, "open_loop_reference": reference,
                                        "wall_s": elapsed}, indent=2))
     png = args.output.with_suffix(".png")
     plot(rows, png)

@@ -26,15 +26,26 @@ class AnswerRate:
         self._change_z = change_z
         self.min_samples = min_samples
         self.changes_detected = 0
+        self._since_test = 0
+        self._pending_direction = 0
 
     def observe(self, answered: bool) -> None:
         self._short_answers += self._push(self._short, answered)
         self._long_answers += self._push(self._long, answered)
-        if len(self._short) == self._short.maxlen and self._changed():
-            self._long.clear()
-            self._long.extend(self._short)
-            self._long_answers = self._short_answers
-            self.changes_detected += 1
+        self._since_test += 1
+        # tested once per fresh short window, and a change is taken only when two windows in a row agree:
+        # outcomes resolve in bursts (a burst of dials rings out together), and a false alarm would replace the
+        # estimate with an extreme sample
+        if self._since_test >= self._short.maxlen:
+            self._since_test = 0
+            direction = self._change_direction()
+            if direction and direction == self._pending_direction:
+                self._long.clear()
+                self._long.extend(self._short)
+                self._long_answers = self._short_answers
+                self.changes_detected += 1
+                direction = 0
+            self._pending_direction = direction
 
     @staticmethod
     def _push(window: deque[bool], answered: bool) -> int:
@@ -42,11 +53,14 @@ class AnswerRate:
         window.append(answered)
         return int(answered) - int(leaving)
 
-    def _changed(self) -> bool:
+    def _change_direction(self) -> int:
+        """+1 or -1 when the short window's rate is off the long one's by more than change_z spreads, else 0."""
         long_rate = (self._long_answers + 1) / (len(self._long) + 2)
         short_rate = self._short_answers / len(self._short)
         spread = sqrt(long_rate * (1 - long_rate) / len(self._short))
-        return abs(short_rate - long_rate) > self._change_z * spread
+        if abs(short_rate - long_rate) <= self._change_z * spread:
+            return 0
+        return 1 if short_rate > long_rate else -1
 
     @property
     def samples(self) -> int:

@@ -80,6 +80,10 @@ class PredictivePolicy:
         self._talk_table = np.zeros((1, self._grid.size))
         self._wrap_table = np.zeros((1, self._grid.size))
         self.last_model_target = s.initial_marginal_factor * s.target_abandon_rate
+        self._aim = s.aim_fraction * s.target_abandon_rate
+        self._log_min, self._log_max = np.log(s.closed_loop_min_factor), np.log(s.closed_loop_max_factor)
+        self._calibration = float(np.log(s.initial_marginal_factor))
+        self._predicting = False
 
     # learning -------------------------------------------------------------------------------------------------
     def observe(self, event: OutcomeEvent) -> None:
@@ -87,33 +91,51 @@ class PredictivePolicy:
             self.answer_rate.observe(True)
             self.ring_times.observe(event.ring_s, True)
             self.window.answered(event.at)
+            self._learn_calibration(self._aim)
         elif isinstance(event, CallFailed):
             self.answer_rate.observe(False)
             self.ring_times.observe(event.ring_s, False)
         elif isinstance(event, CallAbandoned):
             self.window.abandoned(event.at)
+            self._learn_calibration(-1.0)
         elif isinstance(event, TalkEnded):
             self.talk.observe(event.talk_s)
         elif isinstance(event, WrapUpEnded):
             self.wrap.observe(event.wrap_s)
 
+    def _learn_calibration(self, budget_change: float) -> None:
+        """Integral part of the loop: the model's bias is learnt from every answer (+aim) and abandon (-1),
+        in steps shrinking with the square root of the window's allowance (a stochastic approximation)."""
+        if not self._predicting:  # answers paced progressively say nothing about the model's bias
+            return
+        s = self.settings
+        step = s.closed_loop_integral_gain * budget_change / np.sqrt(self._aim * self.window.answers + 1.0)
+        self._calibration = float(np.clip(self._calibration + step, self._log_min, self._log_max))
+
     @property
     def warmed_up(self) -> bool:
         return self.answer_rate.ready and len(self.talk) >= self.settings.cold_start_min_talks
 
+    def _representative(self, snapshot: Snapshot) -> bool:
+        """Early samples are biased: the first outcomes are the quick ones (busy, invalid, short rings), the first
+        talks to end are the short ones. Predict only once the finished outnumber twice the calls still ringing
+        and the conversations still running."""
+        talking = sum(1 for a in snapshot.agents if a.state == "talking")
+        return self.answer_rate.samples >= 2 * len(snapshot.calls_in_flight) and len(self.talk) >= 2 * talking
+
     def model_target(self, now: float) -> float:
         """The marginal abandon ratio the model may accept for the next call.
 
-        It starts at `initial_marginal_factor` * target and moves by exp(gain * z), where z is the window's unspent
-        abandon budget (aim * answered - abandoned) over its Poisson spread: spent budget tightens, saved budget
-        loosens, so the window's total is steered to the aim whatever the model's bias.
+        It is target * exp(calibration + gain * z). z is the window's unspent abandon budget (aim * answered -
+        abandoned) over its Poisson spread: spent budget tightens, saved budget loosens, so the window's total is
+        steered to the aim. The calibration (from `initial_marginal_factor`) learns the model's bias so that z
+        need not stay away from 0 to hold it.
         """
         s = self.settings
         self.window.expire(now)
-        aim = s.aim_fraction * s.target_abandon_rate
-        allowed = aim * self.window.answers
+        allowed = self._aim * self.window.answers
         z = (allowed - self.window.abandons) / np.sqrt(allowed + 1.0)
-        factor = s.initial_marginal_factor * np.exp(s.closed_loop_gain * z)
+        factor = np.exp(self._calibration + s.closed_loop_gain * z)
         return float(s.target_abandon_rate * np.clip(factor, s.closed_loop_min_factor, s.closed_loop_max_factor))
 
     # deciding -------------------------------------------------------------------------------------------------
@@ -126,8 +148,11 @@ class PredictivePolicy:
             or snapshot.abandon_cap_active
             or cap.available_agents < max(s.progressive_below_agents, 1)
             or not self.warmed_up
+            or not self._representative(snapshot)
         ):
+            self._predicting = False
             return progressive
+        self._predicting = True
         target = self.model_target(snapshot.now)
         self.last_model_target = target
         if target <= 0.0:

@@ -60,6 +60,13 @@ class PacingSettings(BaseModel):
         description="log-change of that marginal ratio per standard deviation of abandon budget left (positive) or"
         " overspent (negative) in the regulatory window; higher reacts faster and wobbles more; default 0.4",
     )
+    closed_loop_integral_gain: float = Field(
+        0.5,
+        ge=0,
+        description="how fast the loop learns the model's bias: log-change of the marginal ratio per abandoned call"
+        " (and +aim per answered call), divided by the square root of the window's allowed abandons; 0 turns"
+        " learning off; default 0.5",
+    )
     closed_loop_min_factor: float = Field(
         0.02, gt=0, description="lowest marginal ratio, as a fraction of target_abandon_rate; default 0.02"
     )

@@ -23,16 +23,16 @@ def test_answer_rate_needs_its_minimum_sample_then_converges():
 
 def test_answer_rate_follows_a_mid_shift_drop_within_a_few_hundred_outcomes():
     rng = np.random.default_rng(2)
-    estimator = AnswerRate(short_window=100, long_window=2000, change_z=4.0, min_samples=50)
+    estimator = AnswerRate(short_window=100, long_window=2000, change_z=3.0, min_samples=50)
     _feed(estimator, rng, 0.30, 2000)
-    _feed(estimator, rng, 0.10, 300)
+    _feed(estimator, rng, 0.10, 400)
     assert estimator.changes_detected >= 1
     assert estimator.rate == pytest.approx(0.10, abs=0.04)
     # without the detector the 2000-outcome window would still say about 0.27
     slow = AnswerRate(short_window=100, long_window=2000, change_z=1e9, min_samples=50)
     rng = np.random.default_rng(2)
     _feed(slow, rng, 0.30, 2000)
-    _feed(slow, rng, 0.10, 300)
+    _feed(slow, rng, 0.10, 400)
     assert slow.rate > 0.24
 
 

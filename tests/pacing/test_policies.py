@@ -113,11 +113,16 @@ def test_closed_loop_tightens_after_abandons_and_relaxes_after_clean_answers():
     # outside the regulatory window the abandons no longer count
     short = warmed_predictive()
     short.window.window_s = 3600.0
-    for _ in range(30):
+    short.decide(busy)  # predicting: from now on abandons also teach the calibration
+    for _ in range(10):
         short.observe(CallAbandoned(at=700.0))
     assert short.model_target(800.0) < neutral
-    untouched = PacingSettings().initial_marginal_factor * PacingSettings().target_abandon_rate
-    assert short.model_target(700.0 + 3600.0 + 120.0) == pytest.approx(untouched)
+    # the window forgets them (only the learnt calibration, tightened by them, remains)
+    target = PacingSettings().target_abandon_rate
+    learnt = max(np.exp(short._calibration), PacingSettings().closed_loop_min_factor) * target
+    assert learnt < PacingSettings().initial_marginal_factor * target
+    assert short.model_target(800.0) < learnt
+    assert short.model_target(700.0 + 3600.0 + 120.0) == pytest.approx(learnt)
 
 
 def test_adapt_raises_level_when_agents_wait_and_halves_it_over_the_drop_target():
