@@ -205,6 +205,7 @@ class InviteSession:
         self.local_sdp: bytes = b""
         self.remote_sdp: bytes | None = None
         self._provisional_seen = False
+        self.responded = False  # any response at all to the initial INVITE
         self._cancel_wanted = False
         self._ack: Request | None = None
         self._pending_reinvite: Request | None = None
@@ -290,6 +291,7 @@ class InviteSession:
 
     def _on_initial_invite_response(self, response: Response, now: float) -> list[SessionAction]:
         assert self.invite is not None
+        self.responded = True
         status = response.status
         if status < 200:
             if status == 100:
@@ -312,6 +314,8 @@ class InviteSession:
                 return [Rejected(status, response.reason, response)]
             return []
         # 2xx: the first creates the dialog; retransmissions or forks get an ACK (and a fork a BYE)
+        if self.phase is Phase.ENDED and self.dialog is None:
+            return self._ack_and_bye_fork(response)  # too late: we already reported a failure for this INVITE
         if self.dialog is not None:
             if response.to.tag == self.dialog.remote_tag and self._ack is not None:
                 return [SendAck(self._ack)]

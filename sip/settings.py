@@ -31,7 +31,9 @@ class SipSettings(Frozen):
         False, description="call agents at the address their REGISTER came from, not their Contact (NAT)"
     )
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(
-        ("SHA-256", "MD5"), min_length=1, description="digest algorithms the registrar offers, preferred first"
+        ("MD5",), min_length=1,
+        description="digest algorithms the registrar offers, preferred first; adding SHA-256 locks out phones "
+        "that refuse any challenge they cannot answer (baresip 1.0 does)",
     )
     agent_ring_timeout_s: float = Field(30.0, gt=0, description="how long an agent's phone may ring, seconds")
     tls_verify: bool = Field(True, description="verify trunk TLS certificates and host names")
@@ -104,5 +106,8 @@ class TrunkSettings(Frozen):
         None, description="Privacy header value (RFC 3323/3325); null: no header"
     )
     anonymous_from: bool = Field(False, description="present From as anonymous (caller ID only in P-Asserted-Identity)")
+    failover_timeout_s: float = Field(
+        4.0, gt=0, description="no response at all to an INVITE within this: try the next trunk, seconds"
+    )
     register_expires_s: int = Field(600, ge=60, description="registration lifetime asked of the trunk, seconds")
     register_retry_s: float = Field(30.0, gt=0, description="wait before retrying a failed trunk registration, seconds")

@@ -23,6 +23,7 @@ from sip.dialog import (
 from sip.endpoint import SessionHandle, SipEndpoint, uri_address
 from sip.media.announcement import Announcement
 from sip.media.engine import MediaEngine, MediaLeg
+from sip.media.ports import PortsExhausted
 from sip.media.sdp import SdpError, SdpNegotiationError
 from sip.message import Request, make_response
 from sip.registrar import Registrar
@@ -33,6 +34,7 @@ from sip.trunk import FAILOVER_STATUSES, TokenBucket, TrunkRuntime, TrunkState, 
 from sip.uri import parse_uri
 
 log = logging.getLogger("sip.switch")
+SILENT_TRUNK = "no response from the trunk"
 
 
 # ------------------------------------------------------------------ events
@@ -173,7 +175,7 @@ class Switch:
         for name in names:
             if name not in self.trunks:
                 raise SwitchError(f"unknown trunk {name!r}; known: {sorted(self.trunks)}")
-        leg = await self.media.allocate_leg(f"callee-{number[-4:]}")
+        leg = await self._allocate_leg(f"callee-{number[-4:]}")
         call = Call(self, new_call_id(self._call_id_host()), "callee", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))
@@ -181,29 +183,43 @@ class Switch:
         await self._try_next_trunk(call, attempt)
         return call
 
+    async def _allocate_leg(self, label: str) -> MediaLeg:
+        try:
+            return await self.media.allocate_leg(label)
+        except PortsExhausted as error:
+            raise SwitchError(f"no RTP port free for a new call: {error}") from error
+
     def _call_id_host(self) -> str:
         return self.sip.bind_host if ":" not in self.sip.bind_host else "dialer"
 
-    async def _try_next_trunk(self, call: Call, attempt: _Attempt, last_status: int = 503) -> None:
+    async def _try_next_trunk(self, call: Call, attempt: _Attempt, last_status: int = 503,
+                              last_reason: str = "no trunk could take the call") -> None:
         while attempt.remaining:
             state = self.trunks[attempt.remaining.pop(0)]
-            if not state.up or state.address is None or not state.has_channel():
+            if not self._can_take(state):
                 continue
             wait = self._buckets[state.name].take(self.endpoint.now)
             if wait > 0:
                 await asyncio.sleep(wait)
-            if call.finished or call._local_hangup_reason is not None:
+            if call.finished:
+                return
+            if call._local_hangup_reason is not None:
+                self._fail_hung_up_before_invite(call)
                 return
             state.channels_in_use += 1
+            attempt.channel = state
             call.trunk = state.name
             self._send_invite(call, state, attempt)
+            self._watch_for_silence(call, state, attempt)
             return
-        self._fail(call, last_status, "no trunk could take the call" if last_status == 503 else "")
+        silent = last_reason == SILENT_TRUNK
+        self._fail(call, last_status, last_reason, "congestion" if silent or last_status == 503 else None)
 
-    def _send_invite(self, call: Call, state: TrunkState, attempt: _Attempt, authorization=None) -> None:  # type: ignore[no-untyped-def]
+    def _send_invite(self, call: Call, state: TrunkState, attempt: _Attempt) -> None:
         assert state.address is not None
         destination = state.address
         offer = call.leg.make_offer().encode()
+        call._media_answered = False  # a new trunk answers the new offer (early media of a failed one is void)
         sip_call_id = call.call_id if attempt.tries == 0 else new_call_id(self._call_id_host())
         attempt.tries += 1
         identity = state.identity_headers(attempt.caller_id)
@@ -214,8 +230,6 @@ class Switch:
                    ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"), ("Supported", "timer"),
                    ("User-Agent", self.sip.user_agent), *attempt.headers.items(),
                    ("Content-Type", "application/sdp")]
-        if authorization:
-            headers.insert(7, authorization)
         invite = Request("INVITE", state.request_uri(attempt.number), headers, offer)
         self._start_session(call, invite, destination, attempt, state)
 
@@ -232,6 +246,36 @@ class Switch:
             call._ring_timer = asyncio.get_running_loop().call_later(
                 attempt.ring_timeout_s, self._ring_timeout, call)
 
+    def _watch_for_silence(self, call: Call, state: TrunkState, attempt: _Attempt) -> None:
+        """A trunk that sends nothing at all (not even 100 Trying) in `failover_timeout_s` is skipped: waiting for
+        Timer B (32 s) would outlast the ring timeout and the next trunk would never be tried."""
+        handle = call.handle
+
+        def check() -> None:
+            if handle is None or call.handle is not handle or call.finished or handle.session.responded:
+                return
+            if not any(self._can_take(self.trunks[name]) for name in attempt.remaining):
+                return  # nowhere better to go: keep waiting (Timer B, ring timeout) rather than give up
+            if state.up:
+                log.warning("trunk %s: no response to INVITE in %.1f s; marked down, failing over", state.name,
+                            state.settings.failover_timeout_s)
+            state.up = False  # OPTIONS brings it back
+            # a provisional arriving later makes the session CANCEL, a late 2xx gets ACK and BYE
+            self.endpoint.session_actions(handle, handle.session.cancel(self.endpoint.now))
+            self._release_channel(attempt)
+            asyncio.ensure_future(self._try_next_trunk(call, attempt, 408, SILENT_TRUNK))
+
+        asyncio.get_running_loop().call_later(state.settings.failover_timeout_s, check)
+
+    @staticmethod
+    def _can_take(state: TrunkState) -> bool:
+        return state.up and state.address is not None and state.has_channel()
+
+    def _release_channel(self, attempt: _Attempt | None) -> None:
+        if attempt is not None and attempt.channel is not None:
+            attempt.channel.channels_in_use -= 1
+            attempt.channel = None
+
     def _ring_timeout(self, call: Call) -> None:
         call._ring_timer = None
         if call.state in ("dialing", "ringing", "early") and call.handle is not None:
@@ -240,8 +284,8 @@ class Switch:
 
     def _on_session(self, call: Call, handle: SessionHandle, action: SessionAction, attempt: _Attempt | None,
                     state: TrunkState | None) -> None:
-        if call.handle is not handle:
-            return  # an earlier attempt (challenged or failed over) still finishing
+        if call.handle is not handle or call.finished:
+            return  # an earlier attempt (challenged or failed over) still finishing, or a late message
         if isinstance(action, Progress):
             if action.sdp and not call._media_answered:
                 self._apply_answer(call, action.sdp)
@@ -263,7 +307,8 @@ class Switch:
         elif isinstance(action, Rejected):
             self._on_rejected(call, handle, action, attempt, state)
         elif isinstance(action, SessionEnded):
-            self._on_session_ended(call, action, state)
+            self._release_channel(attempt)
+            self._on_session_ended(call, action)
         elif isinstance(action, MediaUpdated) and handle.session.role == "uac" and handle.session._pending_reinvite is None:
             try:
                 call.leg.apply_answer(action.sdp)
@@ -292,13 +337,12 @@ class Switch:
                 attempt.cseq += 1
                 self._resend_invite_with_auth(call, handle, state, attempt, authorization)
                 return
-        if state is not None:
-            state.channels_in_use -= 1
+        self._release_channel(attempt)
         if (status in FAILOVER_STATUSES and attempt is not None and attempt.remaining
                 and call._cancel_reason != "no_answer" and call._local_hangup_reason is None):
             if status == 408 and state is not None:
                 state.up = False  # no answer at all from this trunk: skip it until OPTIONS says otherwise
-            asyncio.ensure_future(self._try_next_trunk(call, attempt, status))
+            asyncio.ensure_future(self._try_next_trunk(call, attempt, status, action.reason))
             return
         outcome = "no_answer" if status == 487 and call._cancel_reason == "no_answer" else outcome_for(status)
         if status == 487 and call._cancel_reason != "no_answer":
@@ -316,20 +360,21 @@ class Switch:
         self.endpoint.end_session(handle)
         self._start_session(call, invite, state.address, attempt, state)
 
-    def _on_session_ended(self, call: Call, action: SessionEnded, state: TrunkState | None) -> None:
-        if state is not None and call.state != "failed":
-            state.channels_in_use -= 1
+    def _on_session_ended(self, call: Call, action: SessionEnded) -> None:
         if call.state == "answered":
             call.state = "ended"
             reason = call._local_hangup_reason or action.reason
             self._release(call)
             call._emit(Ended(call.call_id, action.by, reason))
         elif action.reason == "cancelled":  # 200 crossed our CANCEL: it was ACKed and BYEd
-            self._fail(call, 487, "answered after cancel", "no_answer" if call._cancel_reason == "no_answer" else "failed",
-                       channel_released=True)
+            outcome = "no_answer" if call._cancel_reason == "no_answer" else "failed"
+            self._fail(call, 487, "answered after cancel", outcome)
 
-    def _fail(self, call: Call, status: int, reason: str = "", outcome: str | None = None,
-              channel_released: bool = True) -> None:
+    def _fail_hung_up_before_invite(self, call: Call) -> None:
+        outcome = "no_answer" if call._local_hangup_reason == "ring_timeout" else "failed"
+        self._fail(call, 487, f"hung up before an INVITE was out ({call._local_hangup_reason})", outcome)
+
+    def _fail(self, call: Call, status: int, reason: str = "", outcome: str | None = None) -> None:
         if call.finished:
             return
         self._cancel_ring_timer(call)
@@ -351,7 +396,7 @@ class Switch:
     async def call_agent(self, uri_or_agent_id: str, ring_timeout_s: float | None = None) -> Call:
         """Call an agent's phone: a SIP URI, an agent id with a configured URI, or a registered agent."""
         target, destination = self._agent_target(uri_or_agent_id)
-        leg = await self.media.allocate_leg(f"agent-{uri_or_agent_id}")
+        leg = await self._allocate_leg(f"agent-{uri_or_agent_id}")
         call = Call(self, new_call_id(self._call_id_host()), "agent", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))
@@ -427,9 +472,12 @@ class Switch:
 
     async def hangup(self, call: Call, reason: str = "normal") -> None:
         """BYE an answered call, CANCEL a ringing one. Returns at once; the call's last event follows."""
-        if call.finished or call.handle is None:
+        if call.finished:
             return
         call._local_hangup_reason = reason
+        if call.handle is None or call.handle.session.phase.value == "ended":
+            self._fail_hung_up_before_invite(call)  # waiting for a cps slot or between two trunks
+            return
         if call.state in ("dialing", "ringing", "early"):
             call._cancel_reason = "no_answer" if reason == "ring_timeout" else "failed"
         self.endpoint.session_actions(call.handle, call.handle.session.hangup(self.endpoint.now, reason))
@@ -471,6 +519,7 @@ class _Attempt:
     tries: int = 0
     cseq: int = 1
     authenticated: bool = False
+    channel: TrunkState | None = None  # the trunk whose channel this call holds
 
 
 def _agents(value: Iterable[AgentCredentials] | Mapping[str, object]) -> list[AgentCredentials]:
