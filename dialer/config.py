@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from compliance.packs import load_pack
 from compliance.settings import CampaignCompliance, campaign_timing_problems, effective_rules
 from dialer.config_loader import ConfigError, load_model
+from dialer.demo.settings import DemoSettings
 from pacing.settings import PacingSettings
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
 
@@ -37,6 +38,9 @@ class NodeSettings(Frozen):
     )
     recordings_dir: Path = Field(Path("var/recordings"), description="where call recordings are written")
     shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, seconds")
+    abandon_cap_check_interval_s: float = Field(
+        5.0, gt=0, description="how often running campaigns ask the ledger whether their abandon cap is reached, seconds"
+    )
 
 
 class ApiSettings(Frozen):
@@ -102,6 +106,7 @@ class DialerConfig(Frozen):
     trunks: tuple[TrunkSettings, ...] = ()
     agents: tuple[AgentSettings, ...] = ()
     campaigns: tuple[CampaignSettings, ...] = ()
+    demo: DemoSettings = Field(DemoSettings(), description="`dialer demo` only: the simulated carrier and agents")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "DialerConfig":

@@ -1,0 +1,44 @@
+"""Serve the core's RequestLeads: claim due leads from the hopper, reserve each with the gate."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from compliance.numbers import ParsedNumber
+from dialer.core import events as ev
+from dialer.leads_csv import region_of
+
+if TYPE_CHECKING:
+    from dialer.runtime.engine import Engine
+
+log = logging.getLogger("dialer.runtime.leads")
+
+MAX_CLAIM_ROUNDS = 4  # refused leads are replaced by claiming again, a bounded number of times per request
+
+
+async def serve_lead_request(engine: "Engine", request: ev.RequestLeads) -> None:
+    """Every lead handed to the core is reserved in the ledger first (committed before its INVITE); a refused
+    lead goes back to the core as LeadRefused (the gate has audited it) and is rescheduled or closed there."""
+    from dialer.runtime.engine import utc_now
+
+    granted: list[ev.GrantedLead] = []
+    try:
+        now = utc_now()
+        context = engine.contexts[request.campaign]
+        for _ in range(MAX_CLAIM_ROUNDS):
+            leads = await engine.store.claim_leads(request.campaign, now, request.count - len(granted))
+            for lead in leads:
+                number = ParsedNumber(lead.e164, region_of(lead.e164), lead.time_zones)
+                decision = await engine.gate.reserve(number, context, now)
+                if decision.allowed:
+                    granted.append(ev.GrantedLead(lead.id, lead.e164, decision.attempt_id, lead.attempts + 1))
+                    continue
+                at = decision.next_allowed_at
+                engine.post(ev.LeadRefused(request.campaign, lead.id, decision.reason.value,
+                                           None if at is None else engine.clock.monotonic(at)))
+            if not leads or len(granted) >= request.count:
+                break
+    finally:
+        # Always answered, so that the core's pending request is settled even when the store failed midway.
+        engine.post(ev.LeadsGranted(request.campaign, request.request_id, tuple(granted)))
