@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sip.settings import RtpSettings, SipSettings
 from tests.conftest import REQUIRE_PEERS
 from tests.sip.peers.harness import PjsuaPeer
-
-SWITCH_RTP = RtpSettings(port_min=50000, port_max=50999)
-
-
-def switch_sip_settings() -> SipSettings:
-    return SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=1.0)
 
 
 def require_pjsua2() -> None:

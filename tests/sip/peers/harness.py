@@ -12,11 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+from sip.settings import RtpSettings, SipSettings
+from sip.switch import Answered, Call, EarlyMedia, Ringing, Switch
 from tests.sip.conftest import free_udp_port, udp_port_in_use
 
 PEER_SCRIPT = Path(__file__).with_name("pjsua_peer.py")
 PEER_RTP_PORTS = (51000, 51998)  # the switch under test takes 50000-50999; both inside the tests' 50000-54999
 START_TIMEOUT_S = 10.0
+SWITCH_RTP = RtpSettings(port_min=50000, port_max=50999)
+
+
+def switch_sip_settings() -> SipSettings:
+    return SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=1.0)
 
 
 def free_rtp_base() -> int:
@@ -174,3 +181,58 @@ def dominant_per_block(samples: np.ndarray, rate: int, block_s: float) -> list[f
         power = np.abs(np.fft.rfft(block * np.hanning(size))) ** 2
         peaks.append(float(np.fft.rfftfreq(size, 1 / rate)[int(np.argmax(power))]))
     return peaks
+
+
+# ------------------------------------------------------------------ the bridged call both tests of the audio path make
+CALLEE_HZ = 440
+AGENT_HZ = 1000
+BRIDGED_S = 2.0
+PEAK_TOLERANCE_HZ = 5.0
+MIN_TONE_SHARE = 0.8  # G.711 quantisation noise and the bridge's switch-on edges leave the rest
+
+
+async def answered(call: Call) -> None:
+    async for event in call.events():
+        if isinstance(event, Answered):
+            return
+        if not isinstance(event, (Ringing, EarlyMedia)):
+            raise AssertionError(f"{call!r}: {event}")
+
+
+async def call_and_bridge(switch: Switch, trunk: str, callee_ua: PjsuaPeer, agent: str, agent_ua: PjsuaPeer,
+                          workdir: Path) -> tuple[Call, Call, Path]:
+    """Originate to the callee UA on `trunk`, call the agent UA (URI or agent id), bridge them with recording for
+    BRIDGED_S seconds. Returns both calls, still up, and the recording path."""
+    callee = await switch.originate(trunk, "+15551230042", "+15550001111", {}, 10)
+    await asyncio.wait_for(answered(callee), 10)
+    agent_call = await switch.call_agent(agent)
+    await asyncio.wait_for(answered(agent_call), 10)
+    for ua in (callee_ua, agent_ua):
+        await ua.wait_for("confirmed", 5)
+        assert (await ua.wait_for("media", 5))["codec"] in ("PCMU", "PCMA")
+    recording = workdir / "call.wav"
+    await switch.bridge(callee, agent_call, recording)
+    await asyncio.sleep(BRIDGED_S)
+    assert callee.leg.stats.packets_relayed > 50 and agent_call.leg.stats.packets_relayed > 50
+    return callee, agent_call, recording
+
+
+def assert_tone(path: Path, channel: int, tone_hz: float, what: str) -> float:
+    samples, rate = read_wav(path)
+    heard = audible(samples[:, channel], rate)
+    assert len(heard) >= rate, f"{what}: only {len(heard) / rate:.2f} s of audio in {path.name}"
+    measured = spectrum(heard, rate, tone_hz)
+    assert abs(measured.peak_hz - tone_hz) <= PEAK_TOLERANCE_HZ, f"{what}: peak at {measured.peak_hz:.1f} Hz"
+    assert measured.tone_share >= MIN_TONE_SHARE, f"{what}: {tone_hz} Hz holds {measured.tone_share:.2%} of energy"
+    print(f"{what}: peak {measured.peak_hz:.2f} Hz, tone share {measured.tone_share:.3f}, "
+          f"{len(heard) / rate:.2f} s audible")
+    return measured.peak_hz
+
+
+def assert_tones_crossed(callee_ua: PjsuaPeer, agent_ua: PjsuaPeer, recording: Path) -> None:
+    """Each UA heard the other's tone; our recording holds the callee's on channel 0, the agent's on channel 1."""
+    assert callee_ua.recording is not None and agent_ua.recording is not None
+    assert_tone(agent_ua.recording, 0, CALLEE_HZ, "agent heard")
+    assert_tone(callee_ua.recording, 0, AGENT_HZ, "callee heard")
+    assert_tone(recording, 0, CALLEE_HZ, "recording, callee channel")
+    assert_tone(recording, 1, AGENT_HZ, "recording, agent channel")

@@ -11,37 +11,12 @@ from pathlib import Path
 import pytest
 
 from sip.settings import TrunkSettings
-from sip.switch import Answered, EarlyMedia, Ended, Ringing, Switch
-from tests.sip.peers.conftest import SWITCH_RTP, switch_sip_settings
-from tests.sip.peers.harness import audible, read_wav, spectrum
+from sip.switch import Ended, Switch
+from tests.sip.peers.harness import (
+    AGENT_HZ, CALLEE_HZ, SWITCH_RTP, assert_tones_crossed, call_and_bridge, switch_sip_settings,
+)
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
-
-CALLEE_HZ = 440
-AGENT_HZ = 1000
-BRIDGED_S = 2.0
-PEAK_TOLERANCE_HZ = 5.0
-MIN_TONE_SHARE = 0.8  # G.711 quantisation noise and the bridge's switch-on edges leave the rest
-
-
-async def answered(call) -> None:  # type: ignore[no-untyped-def]
-    async for event in call.events():
-        if isinstance(event, Answered):
-            return
-        if not isinstance(event, (Ringing, EarlyMedia)):
-            raise AssertionError(f"{call!r}: {event}")
-
-
-def assert_tone(path: Path, channel: int, tone_hz: float, what: str) -> float:
-    samples, rate = read_wav(path)
-    heard = audible(samples[:, channel], rate)
-    assert len(heard) >= rate, f"{what}: only {len(heard) / rate:.2f} s of audio in {path.name}"
-    measured = spectrum(heard, rate, tone_hz)
-    assert abs(measured.peak_hz - tone_hz) <= PEAK_TOLERANCE_HZ, f"{what}: peak at {measured.peak_hz:.1f} Hz"
-    assert measured.tone_share >= MIN_TONE_SHARE, f"{what}: {tone_hz} Hz holds {measured.tone_share:.2%} of energy"
-    print(f"{what}: peak {measured.peak_hz:.2f} Hz, tone share {measured.tone_share:.3f}, "
-          f"{len(heard) / rate:.2f} s audible")
-    return measured.peak_hz
 
 
 @pytest.mark.parametrize("hung_up_by", ["switch", "callee"])
@@ -51,17 +26,8 @@ async def test_tones_cross_the_bridge_and_are_recorded(pjsua, tmp_path: Path, hu
     trunk = TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, options_enabled=False)
     switch = await Switch.start(switch_sip_settings(), SWITCH_RTP, [trunk], [])
     try:
-        callee = await switch.originate("pjsua", "+15551230042", "+15550001111", {}, 10)
-        await asyncio.wait_for(answered(callee), 10)
-        agent = await switch.call_agent(f"sip:agent3@{agent_ua.address}")
-        await asyncio.wait_for(answered(agent), 10)
-        for ua in (callee_ua, agent_ua):
-            await ua.wait_for("confirmed", 5)
-            assert (await ua.wait_for("media", 5))["codec"] in ("PCMU", "PCMA")
-        recording = tmp_path / "call.wav"
-        await switch.bridge(callee, agent, recording)
-        await asyncio.sleep(BRIDGED_S)
-        assert callee.leg.stats.packets_relayed > 50 and agent.leg.stats.packets_relayed > 50
+        callee, agent, recording = await call_and_bridge(
+            switch, "pjsua", callee_ua, f"sip:agent3@{agent_ua.address}", agent_ua, tmp_path)
 
         if hung_up_by == "switch":
             await switch.hangup(agent)
@@ -84,8 +50,4 @@ async def test_tones_cross_the_bridge_and_are_recorded(pjsua, tmp_path: Path, hu
             await ua.wait_for("stopped", 5)
     finally:
         await switch.stop()
-    assert callee_ua.recording is not None and agent_ua.recording is not None
-    assert_tone(agent_ua.recording, 0, CALLEE_HZ, "agent heard")
-    assert_tone(callee_ua.recording, 0, AGENT_HZ, "callee heard")
-    assert_tone(recording, 0, CALLEE_HZ, "recording, callee channel")
-    assert_tone(recording, 1, AGENT_HZ, "recording, agent channel")
+    assert_tones_crossed(callee_ua, agent_ua, recording)

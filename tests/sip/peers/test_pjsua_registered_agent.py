@@ -1,0 +1,65 @@
+"""A pjsua2 softphone registers as an agent with digest credentials; Switch.call_agent(agent id) reaches it at the
+Contact it registered and the audio path works both ways. A wrong password is refused; on shutdown the phone's
+unREGISTER removes the binding."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sip.settings import TrunkSettings
+from sip.switch import AgentCredentials, Switch, SwitchError
+from tests.sip.peers.harness import (
+    AGENT_HZ, CALLEE_HZ, SWITCH_RTP, assert_tones_crossed, call_and_bridge, switch_sip_settings,
+)
+
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
+
+AGENT = AgentCredentials("agent5", None, "agent5", "pw-agent5")
+
+
+@pytest.mark.parametrize("algorithms", [("MD5",), ("SHA-256", "MD5")], ids=["md5", "sha256-preferred"])
+async def test_registered_pjsua_agent_is_called_by_id(pjsua, tmp_path: Path, algorithms) -> None:  # type: ignore[no-untyped-def]
+    callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ)
+    trunk = TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, options_enabled=False)
+    sip = switch_sip_settings().model_copy(update={"digest_algorithms": algorithms})
+    switch = await Switch.start(sip, SWITCH_RTP, [trunk], [AGENT])
+    try:
+        with pytest.raises(SwitchError, match="not registered"):
+            await switch.call_agent("agent5")
+        agent_ua = await pjsua("agent", "agent", tone_hz=AGENT_HZ, user="agent5",
+                               registrar=f"127.0.0.1:{switch.local_port()}", password="pw-agent5")
+        registered = await agent_ua.wait_for("registered", 10)
+        assert registered["code"] == 200, registered
+        [binding] = switch.registrar.lookup("agent5", switch.endpoint.now)
+        assert binding.contact.uri.port == agent_ua.port
+
+        callee, agent, recording = await call_and_bridge(switch, "pjsua", callee_ua, "agent5", agent_ua, tmp_path)
+        await switch.hangup(callee)
+        await switch.hangup(agent)
+        await asyncio.wait_for(asyncio.gather(asyncio.shield(callee.done), asyncio.shield(agent.done)), 5)
+        await agent_ua.wait_for("disconnected", 5)
+        await agent_ua.stop()  # pjsua unREGISTERs on shutdown
+        assert switch.registrar.lookup("agent5", switch.endpoint.now) == []
+    finally:
+        await switch.stop()
+    authorizations = [line for line in agent_ua.log.read_text(errors="replace").splitlines()
+                      if line.startswith("Authorization: Digest")]  # pjsip writes its log file at exit
+    assert authorizations and all(f"algorithm={algorithms[0]}," in line for line in authorizations), authorizations
+    assert_tones_crossed(callee_ua, agent_ua, recording)
+
+
+async def test_pjsua_agent_with_a_wrong_password_is_refused(pjsua) -> None:  # type: ignore[no-untyped-def]
+    switch = await Switch.start(switch_sip_settings(), SWITCH_RTP, [], [AGENT])
+    try:
+        agent_ua = await pjsua("agent", "agent", record=False, user="agent5",
+                               registrar=f"127.0.0.1:{switch.local_port()}", password="guess")
+        registered = await agent_ua.wait_for("registered", 10)
+        assert registered["code"] == 401, registered
+        assert switch.registrar.lookup("agent5", switch.endpoint.now) == []
+        with pytest.raises(SwitchError, match="not registered"):
+            await switch.call_agent("agent5")
+    finally:
+        await switch.stop()
