@@ -39,14 +39,18 @@ class PjsuaPeer:
 
     def __init__(self, workdir: Path, name: str, role: str, *, tone_hz: int = 0, record: bool = True,
                  registrar: str | None = None, user: str = "peer", password: str | None = None,
-                 duration_s: float = 25.0, answer_delay_s: float = 0.2) -> None:
+                 duration_s: float = 25.0, answer_delay_s: float = 0.2, answer_code: int = 200,
+                 early_media: bool = False, transport: str = "udp") -> None:
         self.name = name
         self.port = free_udp_port()
         self.recording = workdir / f"{name}-received.wav" if record else None
         self.log = workdir / f"{name}-pjsip.log"
         self.args = [sys.executable, str(PEER_SCRIPT), "--role", role, "--port", str(self.port),
                      "--rtp-port", str(free_rtp_base()), "--user", user, "--tone-hz", str(tone_hz),
-                     "--duration", str(duration_s), "--answer-delay", str(answer_delay_s), "--log", str(self.log)]
+                     "--duration", str(duration_s), "--answer-delay", str(answer_delay_s), "--log", str(self.log),
+                     "--answer-code", str(answer_code), "--transport", transport]
+        if early_media:
+            self.args.append("--early-media")
         if self.recording is not None:
             self.args += ["--record", str(self.recording)]
         if registrar:
@@ -103,8 +107,13 @@ class PjsuaPeer:
         return event
 
     async def _stderr(self) -> str:
-        if self.process is None or self.process.returncode is None or self.process.stderr is None:
+        """What the peer wrote to stderr, if it has exited (a pjsip assertion, a Python traceback)."""
+        if self.process is None or self.process.stderr is None:
             return ""
+        try:
+            await asyncio.wait_for(self.process.wait(), 0.5)
+        except asyncio.TimeoutError:
+            return "(still running)"
         return (await self.process.stderr.read()).decode(errors="replace")[-2000:]
 
     def command(self, text: str) -> None:

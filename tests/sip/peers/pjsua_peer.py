@@ -3,7 +3,7 @@
 It answers every incoming call, sends a tone on it (ToneGenerator) and records what it receives (AudioMediaRecorder,
 WAV). With --registrar it registers with digest credentials first. It reports on stdout, one JSON object a line
 ({"event": "ready" | "registered" | "incoming" | "confirmed" | "media" | "disconnected", ...}), and reads commands on
-stdin, one a line: "hangup" (BYE the current call) or "quit". It exits after the call ends, on "quit", on stdin
+stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs), "dtmf DIGITS" (RFC 4733) or "quit". It exits after the call ends, on "quit", on stdin
 closing, or after --duration seconds.
 
 One user agent per process: the pjsua2 wheels are built with PJSUA_MAX_CALLS=4 and with assertions that abort.
@@ -20,6 +20,10 @@ import time
 
 import pjsua2 as pj
 
+MEDIA_STATUS = {pj.PJSUA_CALL_MEDIA_NONE: "none", pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+                pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold", pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+                pj.PJSUA_CALL_MEDIA_ERROR: "error"}
+TRANSPORTS = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}  # the wheels lack IPv6 (PJ_HAS_IPV6=0)
 RECORDER_FLUSH_S = 0.3  # let the conference bridge hand the last frames to the recorder before it is closed
 
 
@@ -45,9 +49,17 @@ class PeerCall(pj.Call):
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()
         for index, media in enumerate(info.media):
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            status = MEDIA_STATUS.get(media.status, str(media.status))
+            if media.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 self.peer.connect_audio(self.getAudioMedia(index))
-                report("media", codec=self.getStreamInfo(index).codecName)
+                report("media", status=status, codec=self.getStreamInfo(index).codecName)
+            else:
+                report("media", status=status)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        report("dtmf", digit=prm.digit)
 
 
 class PeerAccount(pj.Account):
@@ -63,9 +75,10 @@ class PeerAccount(pj.Account):
         self.peer.call = call
         report("incoming", source=prm.rdata.srcAddress)
         ringing = pj.CallOpParam()
-        ringing.statusCode = pj.PJSIP_SC_RINGING
+        ringing.statusCode = 183 if self.peer.args.early_media else pj.PJSIP_SC_RINGING  # pjsua puts SDP in a 183
         call.answer(ringing)
-        self.peer.answer_at = time.monotonic() + self.peer.args.answer_delay
+        if self.peer.args.answer_code:
+            self.peer.answer_at = time.monotonic() + self.peer.args.answer_delay
 
 
 class Peer:
@@ -99,7 +112,7 @@ class Peer:
         transport = pj.TransportConfig()
         transport.port = args.port
         transport.boundAddress = "127.0.0.1"
-        self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        self.endpoint.transportCreate(TRANSPORTS[args.transport], transport)
         self.endpoint.libStart()
 
         account_config = pj.AccountConfig()
@@ -148,7 +161,7 @@ class Peer:
             if self.answer_at is not None and time.monotonic() >= self.answer_at and self.call is not None:
                 self.answer_at = None
                 answer = pj.CallOpParam()
-                answer.statusCode = pj.PJSIP_SC_OK
+                answer.statusCode = self.args.answer_code
                 self.call.answer(answer)
             if self.call is not None and self.call.disconnected:
                 ended_at = ended_at or time.monotonic()
@@ -161,6 +174,14 @@ class Peer:
                     self.hangup()
                 elif command == "hangup":
                     self.hangup()
+                elif self.call is not None and command == "hold":
+                    self.call.setHold(pj.CallOpParam(True))
+                elif self.call is not None and command == "unhold":
+                    unhold = pj.CallOpParam(True)
+                    unhold.opt.flag = pj.PJSUA_CALL_UNHOLD
+                    self.call.reinvite(unhold)
+                elif self.call is not None and command.startswith("dtmf "):
+                    self.call.dialDtmf(command.split()[1])
                 elif command == "quit":
                     break
         self.stop()
@@ -195,6 +216,9 @@ def main() -> None:
     parser.add_argument("--tone-hz", type=int, default=0, help="send a sine tone of this frequency, Hz")
     parser.add_argument("--record", help="WAV file to record the received audio to")
     parser.add_argument("--answer-delay", type=float, default=0.2, help="ring this long before answering, seconds")
+    parser.add_argument("--answer-code", type=int, default=200, help="final response to INVITE; 0: never answer")
+    parser.add_argument("--early-media", action="store_true", help="send 183 with SDP (and the tone) before it")
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="udp")
     parser.add_argument("--duration", type=float, default=20.0, help="exit after this long, seconds")
     parser.add_argument("--log", help="pjsip log file")
     peer = Peer(parser.parse_args())
