@@ -9,21 +9,34 @@ import sys
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Literal, Mapping
 
 import numpy as np
 
-from sip.settings import RtpSettings, SipSettings
-from sip.switch import Answered, Call, EarlyMedia, Ringing, Switch
+from sip.settings import RtpSettings, SipSettings, TrunkSettings
+from sip.switch import AgentCredentials, Answered, Call, EarlyMedia, Ringing, Switch
 from tests.sip.conftest import free_udp_port, udp_port_in_use
 
 PEER_SCRIPT = Path(__file__).with_name("pjsua_peer.py")
+ANNOUNCEMENT = Path(__file__).resolve().parents[3] / "config" / "announcements" / "abandoned.wav"
+PACKETS_PER_S = 50  # G.711 at 20 ms
 PEER_RTP_PORTS = (51000, 51998)  # the switch under test takes 50000-50999; both inside the tests' 50000-54999
 START_TIMEOUT_S = 10.0
 SWITCH_RTP = RtpSettings(port_min=50000, port_max=50999)
 
 
 def switch_sip_settings() -> SipSettings:
-    return SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=1.0)
+    return SipSettings(bind_host="127.0.0.1", port=0, transports=("udp", "tcp"), stop_grace_s=1.0)
+
+
+async def start_switch(callee_ua: PjsuaPeer | None, agents: Iterable[AgentCredentials] = (), *,
+                       transport: Literal["udp", "tcp"] = "udp", sip: Mapping[str, object] | None = None,
+                       rtp: Mapping[str, object] | None = None) -> Switch:
+    """A Switch on loopback with a trunk named "pjsua" pointing at the callee UA (if any)."""
+    trunks = [] if callee_ua is None else [
+        TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, transport=transport, options_enabled=False)]
+    return await Switch.start(switch_sip_settings().model_copy(update=dict(sip or {})),
+                              SWITCH_RTP.model_copy(update=dict(rtp or {})), trunks, list(agents))
 
 
 def free_rtp_base() -> int:
@@ -192,6 +205,15 @@ def dominant_per_block(samples: np.ndarray, rate: int, block_s: float) -> list[f
     return peaks
 
 
+def runs(peaks: list[float], tolerance_hz: float = 15.0) -> list[float]:
+    """Consecutive blocks with the same peak (within tolerance) collapsed to one; silence dropped."""
+    out: list[float] = []
+    for peak in peaks:
+        if peak and not (out and abs(out[-1] - peak) <= tolerance_hz):
+            out.append(peak)
+    return out
+
+
 # ------------------------------------------------------------------ the bridged call both tests of the audio path make
 CALLEE_HZ = 440
 AGENT_HZ = 1000
@@ -208,21 +230,29 @@ async def answered(call: Call) -> None:
             raise AssertionError(f"{call!r}: {event}")
 
 
+async def answered_by(call: Call, ua: PjsuaPeer, timeout_s: float = 10.0) -> None:
+    try:
+        await asyncio.wait_for(answered(call), timeout_s)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"{call!r} not answered in {timeout_s} s; {ua.name} reported {ua.events}") from None
+
+
 async def call_and_bridge(switch: Switch, trunk: str, callee_ua: PjsuaPeer, agent: str, agent_ua: PjsuaPeer,
                           workdir: Path) -> tuple[Call, Call, Path]:
     """Originate to the callee UA on `trunk`, call the agent UA (URI or agent id), bridge them with recording for
     BRIDGED_S seconds. Returns both calls, still up, and the recording path."""
     callee = await switch.originate(trunk, "+15551230042", "+15550001111", {}, 10)
-    await asyncio.wait_for(answered(callee), 10)
+    await answered_by(callee, callee_ua)
     agent_call = await switch.call_agent(agent)
-    await asyncio.wait_for(answered(agent_call), 10)
+    await answered_by(agent_call, agent_ua)
     for ua in (callee_ua, agent_ua):
         await ua.wait_for("confirmed", 5)
         assert (await ua.wait_for("media", 5))["codec"] in ("PCMU", "PCMA")
     recording = workdir / "call.wav"
     await switch.bridge(callee, agent_call, recording)
     await asyncio.sleep(BRIDGED_S)
-    assert callee.leg.stats.packets_relayed > 50 and agent_call.leg.stats.packets_relayed > 50
+    relayed = (callee.leg.stats.snapshot(), agent_call.leg.stats.snapshot())
+    assert callee.leg.stats.packets_relayed > 50 and agent_call.leg.stats.packets_relayed > 50, relayed
     return callee, agent_call, recording
 
 

@@ -2,9 +2,10 @@
 
 It answers every incoming call, sends a tone on it (ToneGenerator) and records what it receives (AudioMediaRecorder,
 WAV). With --registrar it registers with digest credentials first. It reports on stdout, one JSON object a line
-({"event": "ready" | "registered" | "incoming" | "confirmed" | "media" | "disconnected", ...}), and reads commands on
-stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs), "dtmf DIGITS" (RFC 4733) or "quit". It exits after the call ends, on "quit", on stdin
-closing, or after --duration seconds.
+({"event": "ready" | "registered" | "incoming" | "media" | "confirmed" | "dtmf" | "stats" | "disconnected", ...}),
+and reads commands on stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs),
+"dtmf DIGITS" (RFC 4733), "stats" (RTP receive statistics) or "quit". It exits after the call ends, on "quit", on
+stdin closing, or after --duration seconds.
 
 One user agent per process: the pjsua2 wheels are built with PJSUA_MAX_CALLS=4 and with assertions that abort.
 """
@@ -182,9 +183,21 @@ class Peer:
                     self.call.reinvite(unhold)
                 elif self.call is not None and command.startswith("dtmf "):
                     self.call.dialDtmf(command.split()[1])
+                elif self.call is not None and command == "stats":
+                    self.report_stats()
                 elif command == "quit":
                     break
         self.stop()
+
+    def report_stats(self) -> None:
+        """PJSIP's own view of the RTP it received (RTCP receiver statistics and its jitter buffer)."""
+        info = self.call.getInfo()
+        index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
+        stat = self.call.getStreamStat(index)
+        rx = stat.rtcp.rxStat
+        report("stats", packets=rx.pkt, lost=rx.loss, duplicated=rx.dup, reordered=rx.reorder,
+               discarded=rx.discard, jitter_max_us=rx.jitterUsec.max, jbuf_lost=stat.jbuf.lost,
+               jbuf_discarded=stat.jbuf.discard)
 
     def hangup(self) -> None:
         if self.call is not None and not self.call.disconnected:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sip.settings import TrunkSettings
 from sip.switch import AgentCredentials, Ended, Switch
 from tests.conftest import require_binary
 from tests.sip.conftest import free_udp_port
 from tests.sip.peers.harness import (
-    CALLEE_HZ, SWITCH_RTP, answered, assert_tone, switch_sip_settings,
+    CALLEE_HZ, PACKETS_PER_S, answered, assert_tone, start_switch,
 )
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(90)]
@@ -26,7 +25,6 @@ BARESIP_HZ = 1000  # ausine's frequency
 BARESIP_RTP = (53000, 53998)
 REGISTER_TIMEOUT_S = 15.0  # the machine is shared: baresip may take a while to start
 AGENTS = [AgentCredentials("agent7", None, "agent7", "right-7"), AgentCredentials("agent8", None, "agent8", "right-8")]
-PACKETS_PER_S = 50  # G.711 at 20 ms
 
 
 class Baresip:
@@ -101,8 +99,7 @@ async def registered(switch: Switch, user: str, timeout_s: float) -> bool:
 @pytest.mark.parametrize("hung_up_by", ["switch", "agent"])
 async def test_baresip_agent_registers_answers_and_is_bridged(pjsua, tmp_path: Path, hung_up_by: str) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ)
-    trunk = TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, options_enabled=False)
-    switch = await Switch.start(switch_sip_settings(), SWITCH_RTP, [trunk], AGENTS)
+    switch = await start_switch(callee_ua, AGENTS)
     phone = Baresip(tmp_path / "baresip", switch.local_port(), {"agent7": "right-7", "agent8": "wrong-8"})
     await phone.start()
     try:

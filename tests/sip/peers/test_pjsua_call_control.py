@@ -10,23 +10,13 @@ from pathlib import Path
 import pytest
 
 from sip.media.dtmf import DtmfDigit
-from sip.settings import TrunkSettings
-from sip.switch import Answered, Call, EarlyMedia, Failed, Ringing, Switch
+from sip.switch import Answered, Call, EarlyMedia, Failed, Ringing
 from tests.sip.peers.harness import (
-    AGENT_HZ, CALLEE_HZ, SWITCH_RTP, PjsuaPeer, answered, audible, call_and_bridge, read_wav, switch_sip_settings,
+    AGENT_HZ, ANNOUNCEMENT, CALLEE_HZ, PACKETS_PER_S, answered, audible, call_and_bridge, read_wav, start_switch,
 )
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
 
-ANNOUNCEMENT = Path(__file__).resolve().parents[3] / "config" / "announcements" / "abandoned.wav"
-PACKETS_PER_S = 50
-
-
-async def callee_switch(callee_ua: PjsuaPeer, transport: str = "udp") -> Switch:
-    trunk = TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, transport=transport,
-                          options_enabled=False)
-    sip = switch_sip_settings().model_copy(update={"transports": ("udp", "tcp")})
-    return await Switch.start(sip, SWITCH_RTP, [trunk], [])
 
 
 async def events_until_final(call: Call, timeout_s: float) -> list:
@@ -58,7 +48,7 @@ async def packets_out_during(call: Call, seconds: float) -> int:
 ])
 async def test_final_responses_map_to_outcomes(pjsua, code: int, outcome: str) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", record=False, answer_code=code)
-    switch = await callee_switch(callee_ua)
+    switch = await start_switch(callee_ua)
     try:
         call = await switch.originate("pjsua", "+15551230042", "+15550001111", {}, 10)
         events = await events_until_final(call, 10)
@@ -72,7 +62,7 @@ async def test_final_responses_map_to_outcomes(pjsua, code: int, outcome: str) -
 
 async def test_ring_timeout_cancels_the_invite(pjsua) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", record=False, answer_code=0)
-    switch = await callee_switch(callee_ua)
+    switch = await start_switch(callee_ua)
     try:
         call = await switch.originate("pjsua", "+15551230042", "+15550001111", {}, ring_timeout_s=1.0)
         events = await events_until_final(call, 10)
@@ -85,7 +75,7 @@ async def test_ring_timeout_cancels_the_invite(pjsua) -> None:  # type: ignore[n
 
 async def test_early_media_flows_before_the_answer(pjsua) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ, early_media=True, answer_delay_s=1.5)
-    switch = await callee_switch(callee_ua)
+    switch = await start_switch(callee_ua)
     try:
         call = await switch.originate("pjsua", "+15551230042", "+15550001111", {}, 10)
         seen = []
@@ -108,7 +98,7 @@ async def bridged(pjsua, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A pjsua2 callee (440 Hz) and agent (1000 Hz) bridged by a switch: (callee UA, agent UA, callee, agent)."""
     callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ)
     agent_ua = await pjsua("agent", "agent", tone_hz=AGENT_HZ, user="agent3")
-    switch = await callee_switch(callee_ua)
+    switch = await start_switch(callee_ua)
     try:
         callee, agent, _ = await call_and_bridge(
             switch, "pjsua", callee_ua, f"sip:agent3@{agent_ua.address}", agent_ua, tmp_path)
@@ -172,7 +162,7 @@ async def test_hold_and_resume_from_either_side(bridged) -> None:  # type: ignor
 
 async def test_trunk_over_tcp(pjsua) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ, transport="tcp")
-    switch = await callee_switch(callee_ua, "tcp")
+    switch = await start_switch(callee_ua, transport="tcp")
     try:
         call = await switch.originate("pjsua", "+15551230042", "+15550001111", {}, 10)
         await asyncio.wait_for(answered(call), 10)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sip.settings import TrunkSettings
 from sip.switch import AgentCredentials, Switch, SwitchError
 from tests.sip.peers.harness import (
-    AGENT_HZ, CALLEE_HZ, SWITCH_RTP, assert_tones_crossed, call_and_bridge, switch_sip_settings,
+    AGENT_HZ, CALLEE_HZ, assert_tones_crossed, call_and_bridge, start_switch,
 )
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
@@ -23,9 +22,7 @@ AGENT = AgentCredentials("agent5", None, "agent5", "pw-agent5")
 @pytest.mark.parametrize("algorithms", [("MD5",), ("SHA-256", "MD5")], ids=["md5", "sha256-preferred"])
 async def test_registered_pjsua_agent_is_called_by_id(pjsua, tmp_path: Path, algorithms) -> None:  # type: ignore[no-untyped-def]
     callee_ua = await pjsua("callee", "callee", tone_hz=CALLEE_HZ)
-    trunk = TrunkSettings(name="pjsua", host="127.0.0.1", port=callee_ua.port, options_enabled=False)
-    sip = switch_sip_settings().model_copy(update={"digest_algorithms": algorithms})
-    switch = await Switch.start(sip, SWITCH_RTP, [trunk], [AGENT])
+    switch = await start_switch(callee_ua, [AGENT], sip={"digest_algorithms": algorithms})
     try:
         with pytest.raises(SwitchError, match="not registered"):
             await switch.call_agent("agent5")
@@ -52,7 +49,7 @@ async def test_registered_pjsua_agent_is_called_by_id(pjsua, tmp_path: Path, alg
 
 
 async def test_pjsua_agent_with_a_wrong_password_is_refused(pjsua) -> None:  # type: ignore[no-untyped-def]
-    switch = await Switch.start(switch_sip_settings(), SWITCH_RTP, [], [AGENT])
+    switch = await start_switch(None, [AGENT])
     try:
         agent_ua = await pjsua("agent", "agent", record=False, user="agent5",
                                registrar=f"127.0.0.1:{switch.local_port()}", password="guess")
