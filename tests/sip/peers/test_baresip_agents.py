@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from sip.media.make_default_announcement import NOTES_HZ
 from sip.switch import AgentCredentials, Ended, Switch
 from tests.conftest import require_binary
 from tests.sip.conftest import free_udp_port
 from tests.sip.peers.harness import (
-    CALLEE_HZ, PACKETS_PER_S, answered, assert_tone, start_switch,
+    ANNOUNCEMENT, CALLEE_HZ, PACKETS_PER_S, answered, assert_tone, dominant_per_block, read_wav, runs, start_switch,
 )
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(90)]
@@ -31,14 +32,17 @@ class Baresip:
     """A baresip process with its own config directory: null audio (ausine source, aubridge player), received audio
     dumped to WAV by sndfile, commands over ctrl_tcp."""
 
-    def __init__(self, directory: Path, registrar_port: int, passwords: dict[str, str]) -> None:
+    def __init__(self, directory: Path, registrar_port: int, passwords: dict[str, str], *, host: str = "127.0.0.1",
+                 transport: str = "udp") -> None:
         self.directory = directory
+        self.ipv6 = ":" in host
+        hostport = f"[{host}]" if self.ipv6 else host
         self.control_port = free_udp_port()
         rtp_base = random.randrange(BARESIP_RTP[0], BARESIP_RTP[1] - 40, 2)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "dumps").mkdir(exist_ok=True)
         (directory / "config").write_text("\n".join([
-            "poll_method epoll", f"sip_listen 127.0.0.1:{free_udp_port()}", "sip_transports udp",
+            "poll_method epoll", f"sip_listen {hostport}:{free_udp_port()}", f"sip_transports {transport}",
             "audio_player aubridge,nil", f"audio_source ausine,{BARESIP_HZ}", "audio_alert aubridge,nil",
             "ausrc_srate 48000", "ausrc_channels 2",  # ausine only runs at 48 kHz stereo; baresip resamples
             f"rtp_ports {rtp_base}-{rtp_base + 40}", f"snd_path {directory / 'dumps'}",
@@ -46,14 +50,15 @@ class Baresip:
             "module g711.so", "module ausine.so", "module aubridge.so", "module sndfile.so",
             "module_app account.so", "module_app menu.so", "module_app ctrl_tcp.so", ""]))
         (directory / "accounts").write_text("".join(
-            f"<sip:{user}@127.0.0.1:{registrar_port};transport=udp>;auth_pass={password};regint=60;answermode=auto\n"
+            f"<sip:{user}@{hostport}:{registrar_port};transport={transport}>;auth_pass={password};regint=60;"
+            "answermode=auto\n"
             for user, password in passwords.items()))
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> Baresip:
         binary = require_binary("baresip")
         self.process = await asyncio.create_subprocess_exec(
-            binary, "-f", str(self.directory), "-t", "60", stdin=asyncio.subprocess.DEVNULL,
+            binary, "-6" if self.ipv6 else "-4", "-f", str(self.directory), "-t", "60", stdin=asyncio.subprocess.DEVNULL,
             stdout=(self.directory / "baresip.log").open("wb"), stderr=asyncio.subprocess.STDOUT)
         return self
 
@@ -145,3 +150,36 @@ async def test_baresip_agent_registers_answers_and_is_bridged(pjsua, tmp_path: P
     assert_tone(samples_path, 0, CALLEE_HZ, "baresip heard the callee")
     assert_tone(recording, 0, CALLEE_HZ, "recording, callee channel")
     assert_tone(recording, 1, BARESIP_HZ, "recording, agent channel")
+
+
+@pytest.mark.parametrize(("host", "transport"), [("127.0.0.1", "tcp"), ("::1", "udp")], ids=["tcp", "ipv6"])
+async def test_baresip_agent_over_tcp_and_ipv6(tmp_path: Path, host: str, transport: str) -> None:
+    """REGISTER and the engine's INVITE over TCP, or over UDP and RTP on IPv6: baresip answers, its RTP reaches us,
+    and the announcement we play reaches it (its received-audio dump holds the chime's notes)."""
+    switch = await start_switch(None, AGENTS[:1], sip={"bind_host": host}, rtp={"bind_host": host})
+    phone = Baresip(tmp_path / "baresip", switch.local_port(transport), {"agent7": "right-7"}, host=host,
+                    transport=transport)
+    await phone.start()
+    try:
+        assert await registered(switch, "agent7", REGISTER_TIMEOUT_S), f"agent7 did not register: {phone.log()[-3000:]}"
+        [binding] = switch.registrar.lookup("agent7", switch.endpoint.now)
+        assert binding.source.transport == transport and binding.source.host == host, binding
+        agent = await switch.call_agent("agent7")
+        await asyncio.wait_for(answered(agent), 10)
+        await switch.play(agent, ANNOUNCEMENT)
+        assert agent.leg.stats.packets_in >= PACKETS_PER_S * 2.5 * 0.7  # baresip's sine came in meanwhile
+        # baresip's SDP names its default interface (on this machine not loopback); we send where its RTP comes from
+        assert agent.leg.negotiated is not None
+        print(f"baresip SDP address {agent.leg.negotiated.remote_address}, RTP source {agent.leg.remote_address}")
+        assert agent.leg.remote_address is not None and agent.leg.remote_address[0] == host
+        await switch.hangup(agent)
+        ended = await asyncio.wait_for(asyncio.shield(agent.done), 5)
+        assert ended == Ended(agent.call_id, "local", "normal")
+        await phone.stop()
+    finally:
+        await phone.stop()
+        await switch.stop()
+    samples, rate = read_wav(phone.received_audio())
+    heard = runs(dominant_per_block(samples[:, 0], rate, 0.1))
+    print(f"baresip over {transport} on {host} heard {heard}")
+    assert len(heard) == 6 and all(abs(h - e) <= 15 for h, e in zip(heard, 2 * NOTES_HZ)), heard
