@@ -3,7 +3,7 @@
 It answers every incoming call, sends a tone on it (ToneGenerator) and records what it receives (AudioMediaRecorder,
 WAV). With --registrar it registers with digest credentials first. It reports on stdout, one JSON object a line
 ({"event": "ready" | "registered" | "incoming" | "media" | "confirmed" | "dtmf" | "stats" | "disconnected", ...}),
-and reads commands on stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs),
+and reads commands on stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs), "update" (UPDATE with SDP),
 "dtmf DIGITS" (RFC 4733), "stats" (RTP receive statistics) or "quit". It exits after the call ends, on "quit", on
 stdin closing, or after --duration seconds.
 
@@ -181,6 +181,8 @@ class Peer:
                     unhold = pj.CallOpParam(True)
                     unhold.opt.flag = pj.PJSUA_CALL_UNHOLD
                     self.call.reinvite(unhold)
+                elif self.call is not None and command == "update":
+                    self.call.update(pj.CallOpParam(True))  # RFC 3311 UPDATE with an SDP offer
                 elif self.call is not None and command.startswith("dtmf "):
                     self.call.dialDtmf(command.split()[1])
                 elif self.call is not None and command == "stats":

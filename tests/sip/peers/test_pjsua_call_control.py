@@ -1,6 +1,6 @@
 """Call control against a PJSIP user agent: final responses mapped to outcomes, the ring timeout's CANCEL, early
-media, RFC 4733 DTMF both ways and through the bridge, hold and resume from either side, a TCP trunk. (The pjsua2
-wheels are built without IPv6; baresip proves IPv6.)"""
+media, RFC 4733 DTMF both ways and through the bridge, hold and resume from either side, UPDATE with an offer, a TCP
+trunk. (The pjsua2 wheels are built without IPv6; baresip proves IPv6.)"""
 
 from __future__ import annotations
 
@@ -177,3 +177,20 @@ async def test_trunk_over_tcp(pjsua) -> None:  # type: ignore[no-untyped-def]
     assert callee_ua.recording is not None
     samples, rate = read_wav(callee_ua.recording)
     assert len(audible(samples[:, 0], rate)) >= 1.5 * rate  # the announcement reached it
+
+
+async def test_update_with_an_offer_is_answered(bridged) -> None:  # type: ignore[no-untyped-def]
+    """RFC 3311 5.2: the 2xx to an UPDATE carrying an offer carries the answer. PJSIP completes its offer/answer (a
+    new media state) only when it does; the call and both directions of RTP carry on."""
+    callee_ua, agent_ua, callee, agent = bridged
+    media_states = len([e for e in callee_ua.events if e["event"] == "media"])
+    callee_ua.command("update")
+    for _ in range(60):
+        if len([e for e in callee_ua.events if e["event"] == "media"]) > media_states:
+            break
+        await asyncio.sleep(0.05)
+    assert [e for e in callee_ua.events if e["event"] == "media"][media_states:] == [
+        {"event": "media", "status": "active", "codec": "PCMU"}], callee_ua.events
+    received, sent = await asyncio.gather(packets_in_during(callee, 1.0), packets_out_during(callee, 1.0))
+    assert received >= PACKETS_PER_S * 0.7 and sent >= PACKETS_PER_S * 0.7
+    assert callee.state == "answered" and agent.state == "answered"
