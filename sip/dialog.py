@@ -468,6 +468,8 @@ class InviteSession:
             return [SendResponse(request, make_response(request, 200)), SessionEnded("remote", "bye")]
         if method == "INVITE":
             return self._on_reinvite(request, now)
+        if method == "UPDATE" and request.body:
+            return self._on_update_offer(request, now)
         if method in ("UPDATE", "OPTIONS", "INFO", "NOTIFY"):
             headers = self._uas_session_timer_headers(request, now) if method == "UPDATE" else []
             if headers is None:
@@ -500,6 +502,28 @@ class InviteSession:
         if offer and offer != self.remote_sdp:
             self.remote_sdp = offer
             actions.append(MediaUpdated(offer))
+        return actions
+
+    def _on_update_offer(self, request: Request, now: float) -> list[SessionAction]:
+        """RFC 3311 5.2: the 2xx to an UPDATE carrying an offer carries the answer; 491 while our offer is out."""
+        if self._pending_reinvite is not None:
+            return [SendResponse(request, make_response(request, 491))]
+        timer_headers = self._uas_session_timer_headers(request, now)
+        if timer_headers is None:
+            return [SendResponse(request, make_response(request, 422, headers=[("Min-SE", str(MIN_SE_S))]))]
+        if self.answer_offer is None:
+            return [SendResponse(request, make_response(request, 488))]
+        try:
+            answer = self.answer_offer(request.body)
+        except ValueError:
+            return [SendResponse(request, make_response(request, 488))]
+        self.local_sdp = answer
+        headers = [("Contact", self.local_contact), ("Content-Type", "application/sdp"), *timer_headers]
+        response = make_response(request, 200, headers=headers, body=answer)
+        actions: list[SessionAction] = [SendResponse(request, response)]
+        if request.body != self.remote_sdp:
+            self.remote_sdp = request.body
+            actions.append(MediaUpdated(request.body))
         return actions
 
     # ---------------- ending ----------------
