@@ -13,14 +13,19 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import socket
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sip.switch import Call, Switch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -41,6 +46,23 @@ def process_cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def answered(call: Call) -> bool:
+    """Wait for the call's outcome: True once answered, False if it failed."""
+    from sip.switch import Answered, Failed
+
+    async for event in call.events():
+        if isinstance(event, Answered):
+            return True
+        if isinstance(event, Failed):
+            return False
+    return False
 
 
 def _udp_port_taken(port: int) -> bool:
@@ -108,6 +130,36 @@ async def start_sipp(scenario: Path, workdir: Path, duration_s: float, name: str
     if process.returncode is not None:
         raise RuntimeError(f"SIPp ({name}) exited with {process.returncode}: {error_file}")
     return SippUas(name, process, port, stat_file, error_file)
+
+
+@asynccontextmanager
+async def streaming_peers(workdir: Path, budget_s: float, extra: Sequence[str] = ()) -> AsyncIterator[
+        tuple[SippUas, SippUas]]:
+    """A SIPp "callee" and a SIPp "agent" UAS, both answering with scenarios/uas_rtp_stream.xml (PCMU until BYE);
+    killed on exit whatever happened."""
+    write_stream_file(workdir)
+    peers: list[SippUas] = []
+    try:
+        for name in ("callee", "agent"):
+            peers.append(await start_sipp(SCENARIOS / "uas_rtp_stream.xml", workdir, budget_s, name, extra))
+        yield peers[0], peers[1]
+    finally:
+        for peer in peers:
+            await peer.stop()
+
+
+async def start_switch(trunk_port: int, max_cps: float, max_channels: int, rtp_port_min: int, rtp_ports: int,
+                       inactivity_timeout_s: float) -> Switch:
+    """A Switch on loopback with one trunk ("load") to 127.0.0.1:`trunk_port`, no OPTIONS pings."""
+    from sip.settings import RtpSettings, SipSettings, TrunkSettings
+    from sip.switch import Switch
+
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=5.0)
+    rtp = RtpSettings(port_min=rtp_port_min, port_max=rtp_port_min + rtp_ports,
+                      inactivity_timeout_s=inactivity_timeout_s)
+    trunk = TrunkSettings(name="load", host="127.0.0.1", port=trunk_port, max_cps=max_cps,
+                          max_channels=max_channels, options_enabled=False)
+    return await Switch.start(sip, rtp, [trunk], [])
 
 
 def write_stream_file(directory: Path, seconds: float = 4.0) -> Path:

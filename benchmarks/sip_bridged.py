@@ -27,7 +27,6 @@ import gc
 import json
 import multiprocessing
 import os
-import resource
 import socket
 import struct
 import sys
@@ -40,14 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._sipp import (  # noqa: E402
-    SCENARIOS, GcPauses, SippUas, histogram_quantile_ms, new_figure, percentiles_ms, save_figure, start_sipp, write_json,
-    write_stream_file,
+    GcPauses, SippUas, answered, histogram_quantile_ms, new_figure, own_cpu_seconds, percentiles_ms, save_figure,
+    start_switch, streaming_peers, write_json,
 )
 from benchmarks.media_relay import _loop_lag  # noqa: E402
-from sip.settings import RtpSettings, SipSettings, TrunkSettings  # noqa: E402
-from sip.switch import Answered, Call, Failed, Switch  # noqa: E402
+from sip.switch import Call, Switch  # noqa: E402
 
-SCENARIO = SCENARIOS / "uas_rtp_stream.xml"
 NAME = "sip_bridged"
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
@@ -133,20 +130,6 @@ class WallDelaySampler:
         return result
 
 
-async def _answered(call: Call) -> bool:
-    async for event in call.events():
-        if isinstance(event, Answered):
-            return True
-        if isinstance(event, Failed):
-            return False
-    return False
-
-
-def _rusage_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _leg_totals(calls: list[tuple[Call, Call]]) -> dict:
     legs = [leg for pair in calls for leg in (pair[0].leg, pair[1].leg)]
     counts = [0] * (len(legs[0].stats.relay_delay_counts) if legs else 0)
@@ -163,27 +146,17 @@ async def run(calls: int, seconds: float, setup_rate: float = 50.0, record: bool
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sip_bridged_"))
     recordings = workdir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
-    write_stream_file(workdir)
     budget_s = seconds + calls / setup_rate + 30
     if wall_sample and os.geteuid() != 0:
         raise SystemExit("--wall-sample needs root (a packet socket on the loopback device); use --wall-sample 0")
-    sipps = []
-    try:
-        for name in ("callee", "agent"):
-            sipps.append(await start_sipp(SCENARIO, workdir, budget_s, name, ("-rtp_buffsize", str(1 << 20))))
-        return await _run(calls, seconds, setup_rate, record, wall_sample, recordings, *sipps)
-    finally:
-        for sipp in sipps:
-            await sipp.stop()
+    async with streaming_peers(workdir, budget_s, ("-rtp_buffsize", str(1 << 20))) as (callee_sipp, agent_sipp):
+        switch = await start_switch(callee_sipp.port, setup_rate, calls + 10, 30000, 8 * calls + 200, seconds + 60)
+        return await _run(switch, calls, seconds, setup_rate, record, wall_sample, recordings, callee_sipp,
+                          agent_sipp)
 
 
-async def _run(calls: int, seconds: float, setup_rate: float, record: bool, wall_sample: int, recordings: Path,
-               callee_sipp: SippUas, agent_sipp: SippUas) -> dict:
-    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=5.0)
-    rtp = RtpSettings(port_min=30000, port_max=30000 + 8 * calls + 200, inactivity_timeout_s=seconds + 60)
-    trunk = TrunkSettings(name="load", host="127.0.0.1", port=callee_sipp.port, max_cps=setup_rate,
-                          max_channels=calls + 10, options_enabled=False)
-    switch = await Switch.start(sip, rtp, [trunk], [])
+async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, record: bool, wall_sample: int,
+               recordings: Path, callee_sipp: SippUas, agent_sipp: SippUas) -> dict:
     pairs: list[tuple[Call, Call]] = []
     failures: dict[str, int] = {}
     setup_started = time.perf_counter()
@@ -192,7 +165,7 @@ async def _run(calls: int, seconds: float, setup_rate: float, record: bool, wall
         try:
             callee = await switch.originate("load", f"+1555{index:07d}", "+15550000000", {}, ring_timeout_s=15)
             agent = await switch.call_agent(f"sip:agent{index}@{agent_sipp.address}", ring_timeout_s=15)
-            callee_ok, agent_ok = await asyncio.gather(_answered(callee), _answered(agent))
+            callee_ok, agent_ok = await asyncio.gather(answered(callee), answered(agent))
             if not (callee_ok and agent_ok):
                 failures["not answered"] = failures.get("not answered", 0) + 1
                 for call in (callee, agent):
@@ -220,7 +193,7 @@ async def _run(calls: int, seconds: float, setup_rate: float, record: bool, wall
         await sampler.start()
     before = _leg_totals(pairs)
     sipp_cpu_before = [s.cpu_seconds() or 0.0 for s in (callee_sipp, agent_sipp)]
-    cpu_before, wall_before = _rusage_cpu_s(), time.perf_counter()
+    cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
     lag: list[float] = []
     stop_lag = asyncio.Event()
     held_per_second: list[int] = []
@@ -239,7 +212,7 @@ async def _run(calls: int, seconds: float, setup_rate: float, record: bool, wall
         stop_lag.set()
         await lag_task
     wall_s = time.perf_counter() - wall_before
-    cpu_s = _rusage_cpu_s() - cpu_before
+    cpu_s = own_cpu_seconds() - cpu_before
     sipp_cpu = [round(((s.cpu_seconds() or 0.0) - b) / wall_s, 3)
                 for s, b in zip((callee_sipp, agent_sipp), sipp_cpu_before)]
     after = _leg_totals(pairs)
@@ -260,7 +233,7 @@ async def _run(calls: int, seconds: float, setup_rate: float, record: bool, wall
     relayed = after["relayed"] - before["relayed"]
     sent_by_sipp = received + lost
     counts = [a - b for a, b in zip(after["delay_counts"], before["delay_counts"])]
-    bounds = rtp.relay_delay_buckets_s
+    bounds = switch.rtp.relay_delay_buckets_s
     recording_seconds = []
     for path in sorted(recordings.glob("*.wav")):
         with wave.open(str(path)) as wav:
