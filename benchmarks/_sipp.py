@@ -16,7 +16,11 @@ import platform
 import resource
 import shutil
 import socket
+import sys
+import threading
 import time
+import traceback
+from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +223,56 @@ class GcPauses:
 
     def summary(self) -> dict:
         return {"gc_collections": len(self.pauses_s), "gc_pause_max_ms": max(self.pauses_s, default=0.0) * 1000}
+
+
+class LoopStallProbe:
+    """Finds what stalls the event loop: the loop bumps a heartbeat every `tick_s`; a watchdog thread that sees it
+    older than `stall_s` samples every thread's innermost frames. The counts say where the time goes (a thread
+    sampled inside write() while the loop is stalled points at the kernel, the loop thread sampled in Python code
+    points at that code). Costs the loop one timer per tick."""
+
+    def __init__(self, tick_s: float = 0.005, stall_s: float = 0.03) -> None:
+        self.tick_s = tick_s
+        self.stall_s = stall_s
+        self.stalls = 0
+        self.samples: Counter[str] = Counter()
+        self._heartbeat = time.perf_counter()
+        self._running = False
+        self._loop_thread = threading.get_ident()
+        self._handle: asyncio.TimerHandle | None = None
+        self._thread = threading.Thread(target=self._watch, name="stall-probe", daemon=True)
+
+    def start(self) -> None:
+        self._running = True
+        self._loop_thread = threading.get_ident()
+        self._beat()
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._running = False
+        if self._handle is not None:
+            self._handle.cancel()
+        self._thread.join(timeout=1)
+        return {"loop_stalls_over_ms": self.stall_s * 1000, "loop_stall_samples": self.stalls,
+                "loop_stall_where": dict(self.samples.most_common(8))}
+
+    def _beat(self) -> None:
+        self._heartbeat = time.perf_counter()
+        self._handle = asyncio.get_running_loop().call_later(self.tick_s, self._beat)
+
+    def _watch(self) -> None:
+        while self._running:
+            time.sleep(self.tick_s)
+            if time.perf_counter() - self._heartbeat < self.stall_s:
+                continue
+            self.stalls += 1
+            for ident, frame in sys._current_frames().items():
+                if ident == threading.get_ident():
+                    continue
+                who = "loop" if ident == self._loop_thread else "other"
+                where = " < ".join(f"{Path(f.filename).name}:{f.name}"
+                                   for f in reversed(traceback.extract_stack(frame, limit=3)))
+                self.samples[f"{who}: {where}"] += 1
 
 
 def machine_meta() -> dict:

@@ -11,7 +11,8 @@ Figures over the held window (after set-up, with gc.freeze() done as a started s
 - relay-added delay p50/p99: the engine's per-leg histogram (receive to sendto returned, in-process), and with
   --wall-sample K a wall-clock measure independent of the engine: a packet socket on the loopback device takes
   kernel timestamps of K calls' packets as SIPp sends them to us and as we send them on, matched by payload;
-- CPU of this process (and of each SIPp), event-loop lag, GC runs, recordings written.
+- CPU of this process (and of each SIPp), event-loop lag, GC runs, recordings written; with --stall-probe, where
+  the threads were whenever the loop ran 30 ms late.
 
     python benchmarks/sip_bridged.py --calls 300 --seconds 60
     python benchmarks/sip_bridged.py --calls 100,200,300 --seconds 20      # sweep
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._sipp import (  # noqa: E402
-    GcPauses, SippUas, answered, histogram_quantile_ms, new_figure, own_cpu_seconds, percentiles_ms, save_figure,
+    GcPauses, LoopStallProbe, SippUas, answered, histogram_quantile_ms, new_figure, own_cpu_seconds, percentiles_ms, save_figure,
     start_switch, streaming_peers, write_json,
 )
 from benchmarks.media_relay import _loop_lag  # noqa: E402
@@ -142,7 +143,7 @@ def _leg_totals(calls: list[tuple[Call, Call]]) -> dict:
 
 
 async def run(calls: int, seconds: float, setup_rate: float = 50.0, record: bool = True, wall_sample: int = 0,
-              workdir: Path | None = None) -> dict:
+              workdir: Path | None = None, stall_probe: bool = False) -> dict:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sip_bridged_"))
     recordings = workdir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
@@ -151,12 +152,12 @@ async def run(calls: int, seconds: float, setup_rate: float = 50.0, record: bool
         raise SystemExit("--wall-sample needs root (a packet socket on the loopback device); use --wall-sample 0")
     async with streaming_peers(workdir, budget_s, ("-rtp_buffsize", str(1 << 20))) as (callee_sipp, agent_sipp):
         switch = await start_switch(callee_sipp.port, setup_rate, calls + 10, 30000, 8 * calls + 200, seconds + 60)
-        return await _run(switch, calls, seconds, setup_rate, record, wall_sample, recordings, callee_sipp,
-                          agent_sipp)
+        return await _run(switch, calls, seconds, setup_rate, record, wall_sample, stall_probe, recordings,
+                          callee_sipp, agent_sipp)
 
 
 async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, record: bool, wall_sample: int,
-               recordings: Path, callee_sipp: SippUas, agent_sipp: SippUas) -> dict:
+               stall_probe_on: bool, recordings: Path, callee_sipp: SippUas, agent_sipp: SippUas) -> dict:
     pairs: list[tuple[Call, Call]] = []
     failures: dict[str, int] = {}
     setup_started = time.perf_counter()
@@ -197,6 +198,9 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
     lag: list[float] = []
     stop_lag = asyncio.Event()
     held_per_second: list[int] = []
+    stall_probe = LoopStallProbe() if stall_probe_on else None
+    if stall_probe is not None:
+        stall_probe.start()
     with GcPauses() as gc_pauses:
         lag_task = asyncio.create_task(_loop_lag(lag, stop_lag))
         relayed_seen = {id(pair): pair[0].leg.stats.packets_relayed for pair in pairs}
@@ -211,6 +215,9 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
             held_per_second.append(held)
         stop_lag.set()
         await lag_task
+    stalls = stall_probe.stop() if stall_probe is not None else {"loop_stall_samples": None}
+    flush_max_s = max((c.leg.bridge.recording.flush_seconds_max for c, _ in pairs
+                       if c.leg.bridge is not None and c.leg.bridge.recording is not None), default=0.0)
     wall_s = time.perf_counter() - wall_before
     cpu_s = own_cpu_seconds() - cpu_before
     sipp_cpu = [round(((s.cpu_seconds() or 0.0) - b) / wall_s, 3)
@@ -258,13 +265,15 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
         "process_cpu_fraction": round(cpu_s / wall_s, 3),
         "process_cpu_us_per_relayed_packet": round(cpu_s / max(1, relayed) * 1e6, 2),
         "sipp_cpu_fraction": {"callee": sipp_cpu[0], "agent": sipp_cpu[1]},
-        **gc_pauses.summary(),
+        **gc_pauses.summary(), **stalls,
+        "recording_flush_on_loop_max_ms": round(flush_max_s * 1000, 3),
         "recordings_written": len(recording_seconds),
         "recording_seconds_min": round(min(recording_seconds, default=0.0), 2),
         "recorded_mb": round(sum(p.stat().st_size for p in recordings.glob("*.wav")) / 1e6, 2),
         "calls_ended_cleanly": ended_cleanly,
         "sipp_successful_calls": [s.get("SuccessfulCall(C)") for s in sipp_stats],
         "sipp_failed_calls": [s.get("FailedCall(C)") for s in sipp_stats],
+        "recordings_dir": str(recordings),
         "load_average": load_average,
         "_wall_delays_s": wall_delays["delays_s"] if wall_delays is not None else [],
     }
@@ -287,6 +296,8 @@ def report(result: dict) -> None:
                                 f"{result['process_cpu_us_per_relayed_packet']} us per relayed packet"),
         ("CPU of SIPp callee / agent", f"{result['sipp_cpu_fraction']['callee'] * 100:.1f} % / "
                                        f"{result['sipp_cpu_fraction']['agent'] * 100:.1f} %"),
+        ("loop stalls > 30 ms sampled / recording flush max", f"{result['loop_stall_samples']} / "
+                                                             f"{result['recording_flush_on_loop_max_ms']} ms"),
         ("GC runs in window / max pause", f"{result['gc_collections']} / {result['gc_pause_max_ms']:.2f} ms"),
         ("recordings written / shortest", f"{result['recordings_written']} / {result['recording_seconds_min']} s"),
         ("load average (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in result["load_average"])),
@@ -326,10 +337,16 @@ async def main() -> None:
     parser.add_argument("--no-recording", action="store_true", help="bridge without recording")
     parser.add_argument("--wall-sample", type=int, default=10,
                         help="calls whose wall delay is measured with a loopback packet socket (root); 0: off")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where recordings and SIPp files go (default: a new directory under $TMPDIR)")
+    parser.add_argument("--stall-probe", action="store_true",
+                        help="sample every thread's stack whenever the loop is 30 ms late (where do stalls come from)")
     args = parser.parse_args()
     results = []
     for calls in [int(c) for c in args.calls.split(",") if c]:
-        result = await run(calls, args.seconds, args.setup_rate, not args.no_recording, args.wall_sample)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{NAME}_", dir=args.workdir)) if args.workdir else None
+        result = await run(calls, args.seconds, args.setup_rate, not args.no_recording, args.wall_sample, workdir,
+                           args.stall_probe)
         results.append(result)
         report(result)
         print()
