@@ -36,6 +36,7 @@ from benchmarks._sipp import (  # noqa: E402
     GcPauses, SippUas, answered, new_figure, own_cpu_seconds, percentiles_ms, save_figure, start_switch,
     streaming_peers, write_json,
 )
+from benchmarks.media_relay import _loop_lag  # noqa: E402
 from sip.switch import Answered, Call, CallEvent, Failed, Switch  # noqa: E402
 
 NAME = "sip_answer_to_bridge"
@@ -68,6 +69,9 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
     to_first_relayed_s: list[float] = []
     answer_to_bridge_s: list[float] = []
     streaming_at_bridge: list[bool] = []  # had the callee's first packet arrived when we bridged?
+    relayed_from_first_packet: list[bool] = []  # every packet the callee sent was relayed, its first included
+    lag: list[float] = []
+    stop_lag = asyncio.Event()
     failures: dict[str, int] = {}
 
     def fail(reason: str) -> None:
@@ -102,7 +106,9 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
         streaming_at_bridge.append(callee.leg.stats.packets_in > 0)
         await switch.bridge(callee, agent, workdir / f"call-{index}.wav" if record else None)
         await asyncio.sleep(hold_s)
-        first = callee.leg.stats.first_relayed_at
+        stats = callee.leg.stats
+        first = stats.first_relayed_at
+        relayed_from_first_packet.append(stats.packets_in == stats.packets_relayed)
         await switch.unbridge(callee, agent)
         free_agents.append(agent)
         await switch.hangup(callee)
@@ -117,6 +123,7 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
     lag_max = 0.0
     cpu_before, begin = own_cpu_seconds(), time.perf_counter()
     with GcPauses() as gc_pauses:
+        lag_task = asyncio.create_task(_loop_lag(lag, stop_lag))
         for index in range(calls):
             delay = begin + index / rate - time.perf_counter()
             if delay > 0:
@@ -125,6 +132,8 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
                 lag_max = max(lag_max, -delay)
             tasks.append(asyncio.ensure_future(one_call(index)))
         await asyncio.wait(tasks, timeout=hold_s + 30)
+        stop_lag.set()
+        await lag_task
     wall_s = time.perf_counter() - begin
     cpu_s = own_cpu_seconds() - cpu_before
     load_average = os.getloadavg()
@@ -139,6 +148,9 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
         "answer_to_bridge_call_ms": percentiles_ms(to_bridge_s, POINTS),
         "bridge_to_first_relayed_ms": percentiles_ms(to_first_relayed_s, POINTS),
         "callee_streaming_at_bridge_share": round(sum(streaming_at_bridge) / max(1, len(streaming_at_bridge)), 3),
+        "first_relayed_was_callee_first_packet_share": round(
+            sum(relayed_from_first_packet) / max(1, len(relayed_from_first_packet)), 3),
+        "loop_lag_ms": percentiles_ms(lag, (50, 99, 100)),
         "launch_lag_max_ms": round(lag_max * 1000, 2),
         "process_cpu_fraction": round(cpu_s / wall_s, 3), **gc_pauses.summary(),
         "sipp_callee_successful_calls": callee_stats.get("SuccessfulCall(C)"),
@@ -158,7 +170,10 @@ def report(result: dict) -> None:
                        ("  bridge() -> first relayed", "bridge_to_first_relayed_ms")):
         print(f"{label:<32}" + "".join(f"{result[key][name]:>9.2f}" for name in ("p50", "p95", "p99", "max")))
     print(f"callee's first RTP packet had arrived when bridge() ran in {result['callee_streaming_at_bridge_share'] * 100:.1f}"
-          " % of calls (otherwise the wait is for SIPp's stream to start)")
+          " % of calls; the first packet relayed was the callee's very first RTP packet in "
+          f"{result['first_relayed_was_callee_first_packet_share'] * 100:.1f} % (then the delay is SIPp's stream start"
+          " plus our loop's pick-up)")
+    print("event-loop lag p50 / p99 / max: {p50:.2f} / {p99:.2f} / {max:.2f} ms".format(**result["loop_lag_ms"]))
     print(f"CPU of this process {result['process_cpu_fraction'] * 100:.1f} % of a core; GC runs "
           f"{result['gc_collections']} (max {result['gc_pause_max_ms']:.2f} ms); load average "
           + " ".join(f"{x:.2f}" for x in result["load_average"]))
