@@ -16,6 +16,7 @@ import platform
 import resource
 import shutil
 import socket
+import struct
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SCENARIOS = ROOT / "benchmarks" / "scenarios"
 STREAM_FILE = "stream.ulaw"  # the name benchmarks/scenarios/uas_rtp_stream.xml plays, in SIPp's working directory
+STREAM_PCAP = "stream.pcap"  # the capture benchmarks/scenarios/uas_pcap_callee.xml plays, in the same place
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -137,15 +139,15 @@ async def start_sipp(scenario: Path, workdir: Path, duration_s: float, name: str
 
 
 @asynccontextmanager
-async def streaming_peers(workdir: Path, budget_s: float, extra: Sequence[str] = ()) -> AsyncIterator[
-        tuple[SippUas, SippUas]]:
-    """A SIPp "callee" and a SIPp "agent" UAS, both answering with scenarios/uas_rtp_stream.xml (PCMU until BYE);
-    killed on exit whatever happened."""
-    write_stream_file(workdir)
+async def streaming_peers(workdir: Path, budget_s: float, extra: Sequence[str] = (),
+                          callee_scenario: str = "uas_rtp_stream.xml") -> AsyncIterator[tuple[SippUas, SippUas]]:
+    """A SIPp "callee" UAS (`callee_scenario`) and a SIPp "agent" UAS (uas_rtp_stream.xml), both answering at once
+    and sending PCMU until our BYE; killed on exit whatever happened."""
+    write_stream_pcap(workdir)  # and the raw stream file beside it
     peers: list[SippUas] = []
     try:
-        for name in ("callee", "agent"):
-            peers.append(await start_sipp(SCENARIOS / "uas_rtp_stream.xml", workdir, budget_s, name, extra))
+        for name, scenario in (("callee", callee_scenario), ("agent", "uas_rtp_stream.xml")):
+            peers.append(await start_sipp(SCENARIOS / scenario, workdir, budget_s, name, extra))
         yield peers[0], peers[1]
     finally:
         for peer in peers:
@@ -176,6 +178,26 @@ def write_stream_file(directory: Path, seconds: float = 4.0) -> Path:
     pcm = np.clip(6000 * np.sin(2 * np.pi * 440 * t) + noise, -32768, 32767).astype(np.int16)
     path = directory / STREAM_FILE
     path.write_bytes(g711.encode(pcm, "PCMU"))
+    return path
+
+
+def write_stream_pcap(directory: Path, seconds: float = 3.0) -> Path:
+    """The same PCMU audio as `write_stream_file` as a capture of RTP packets, 20 ms apart, for SIPp's
+    play_pcap_audio (which sends the first packet at once, then keeps the capture's spacing)."""
+    payload = write_stream_file(directory, seconds).read_bytes()
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # pcap header, Ethernet frames
+    for index in range(len(payload) // 160):
+        rtp = struct.pack("!BBHII", 0x80, 0x80 if index == 0 else 0, index, index * 160, 0x5EED) + \
+            payload[index * 160:(index + 1) * 160]
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index & 0xFFFF, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        frame = bytes(12) + b"\x08\x00" + ip
+        microseconds = index * 20_000
+        records.append(struct.pack("<IIII", microseconds // 1_000_000, microseconds % 1_000_000, len(frame),
+                                   len(frame)) + frame)
+    path = directory / STREAM_PCAP
+    path.write_bytes(b"".join(records))
     return path
 
 
