@@ -117,7 +117,12 @@ async def _run(switch: Switch, calls: int, rate: float, hold_s: float, agents: i
         free_agents.append(agent)
         await switch.hangup(callee)
         if not first:
-            fail("nothing relayed")
+            if not stats.packets_in:
+                fail("nothing relayed: no packet from the callee")
+            elif stats.packets_in == stats.packets_ignored:
+                fail("nothing relayed: the callee's packets were all ignored")
+            else:
+                fail("nothing relayed: callee packets arrived")
             return
         to_bridge_s.append(bridge_at - answered_at)
         to_first_relayed_s.append(first - bridge_at)
