@@ -14,9 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -25,45 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._sipp import RESULTS, new_figure, save_figure, start_sipp, write_json  # noqa: E402
 from sip.settings import RtpSettings, SipSettings, TrunkSettings  # noqa: E402
 from sip.switch import Answered, Ended, Failed, Switch  # noqa: E402
 
 SCENARIO = ROOT / "tests" / "sip" / "scenarios" / "uas_cps.xml"
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of another process (SIPp), from /proc: shows which side of the test saturates."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-
-
-async def start_sipp(workdir: Path, duration_s: float) -> tuple[asyncio.subprocess.Process, int]:
-    binary = shutil.which("sipp")
-    if binary is None:
-        raise SystemExit("sipp is not installed (apt-get install sip-tester)")
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary, "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()), "-nostdin",
-        "-timeout", f"{int(duration_s + 30)}s", "-max_socket", "10000", "-buff_size", str(4 * 1024 * 1024), "-trace_stat", "-stf",
-        str(workdir / "sipp.csv"), "-fd", "1", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, cwd=workdir)
-    await asyncio.sleep(0.5)
-    return process, port
 
 
 async def run_rate(rate: float, duration_s: float) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="sip_cps_"))
-    sipp, port = await start_sipp(workdir, duration_s)
+    sipp = await start_sipp(SCENARIO, workdir, duration_s)
+    port = sipp.port
     sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=2.0)
     rtp = RtpSettings(port_min=53000, port_max=59999)
     trunk = TrunkSettings(name="load", host="127.0.0.1", port=port, max_cps=rate * 2, max_channels=100000,
@@ -107,9 +76,8 @@ async def run_rate(rate: float, duration_s: float) -> dict:
     elapsed_s = time.perf_counter() - begin
     cpu_s = time.process_time() - cpu_before
     await switch.stop()
-    sipp_cpu_s = process_cpu_seconds(sipp.pid)
-    sipp.kill()
-    await sipp.wait()
+    sipp_cpu_s = sipp.cpu_seconds()
+    await sipp.stop()
     setup_sorted = sorted(setup_s)
 
     def pct(p: float) -> float:
@@ -130,12 +98,7 @@ async def run_rate(rate: float, duration_s: float) -> dict:
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = new_figure(2)
     for result in results:
         left.plot(result["completed_per_second"], label=f"target {result['target_cps']:g}/s")
     left.set_xlabel("time, s")
@@ -151,8 +114,7 @@ def plot(results: list[dict], path: Path) -> None:
     right.set_ylabel("INVITE to 200 OK, ms")
     right.legend()
     fig.suptitle("Switch as caller vs SIPp UAS (loopback, RTP ports + SDP per call)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path.stem)
 
 
 async def main() -> None:
@@ -168,10 +130,7 @@ async def main() -> None:
         results.append(result)
         shown = {k: v for k, v in result.items() if k != "completed_per_second"}
         print(json.dumps(shown))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "note": "2-core machine shared with other work while measuring"}
-    (RESULTS / "sip_cps.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
+    write_json("sip_cps", {"runs": results})
     plot(results, RESULTS / "sip_cps.png")
     print(f"wrote {RESULTS / 'sip_cps.json'} and sip_cps.png")
 

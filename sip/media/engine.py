@@ -49,6 +49,7 @@ class LegStats:
     packets_relayed: int = 0
     packets_ignored: int = 0  # wrong source, unknown payload type, malformed, RTCP on the RTP port
     relay_delay_counts: list[int] = field(default_factory=list)
+    first_relayed_at: float = 0.0  # perf_counter() arrival of the first packet relayed to the peer (0: none yet)
     # RFC 3550 A.3 loss accounting for the current source, plus what earlier sources lost
     _base_seq: int = 0
     _max_seq: int = 0
@@ -68,6 +69,7 @@ class LegStats:
         return {
             "packets_in": self.packets_in, "packets_out": self.packets_out, "packets_relayed": self.packets_relayed,
             "packets_ignored": self.packets_ignored, "packets_lost": self.lost,
+            "first_relayed_at": self.first_relayed_at,
             "relay_delay_bounds_s": list(self.relay_delay_bounds_s),
             "relay_delay_counts": list(self.relay_delay_counts),
         }
@@ -262,6 +264,8 @@ class MediaLeg(asyncio.DatagramProtocol):
             peer._last_ts = out_ts
             peer._last_sent = now
         peer.stats.packets_out += 1
+        if not stats.packets_relayed:
+            stats.first_relayed_at = now  # answer-to-bridge delay (benchmarks/sip_answer_to_bridge.py)
         stats.packets_relayed += 1
         stats.relay_delay_counts[bisect_left(stats.relay_delay_bounds_s, time.perf_counter() - now)] += 1
 

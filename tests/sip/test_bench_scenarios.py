@@ -1,0 +1,51 @@
+"""The SIPp-driven benchmarks run tiny (2 calls, 2 s) so their code and scenarios cannot rot: every call set up
+with zero failures, RTP relayed both ways between real SIPp peers, recordings written. Figures are not asserted:
+benchmarks print them."""
+
+from __future__ import annotations
+
+import math
+import wave
+from pathlib import Path
+
+from benchmarks import sip_answer_to_bridge, sip_bridged
+from benchmarks._sipp import histogram_quantile_ms
+from tests.conftest import require_binary
+
+
+async def test_bridged_benchmark_relays_both_ways_and_records(tmp_path: Path) -> None:
+    require_binary("sipp")
+    result = await sip_bridged.run(calls=2, seconds=2, setup_rate=20, wall_sample=0, workdir=tmp_path)
+    assert result["calls_failed"] == 0, result["failures"]
+    assert result["calls_bridged"] == 2
+    assert result["bridged_held_min"] == 2  # both calls relayed in every second of the window
+    # 2 calls x 2 directions x 50 packets/s x 2 s, give or take the window's edges
+    assert result["packets_relayed"] >= 0.9 * 2 * 2 * 50 * 2
+    assert result["relay_loss_rate"] < 0.01
+    assert sum(result["relay_processing_histogram"]["counts"]) == result["packets_relayed"]
+    assert result["calls_ended_cleanly"] == 4
+    assert result["sipp_failed_calls"] == ["0", "0"]
+    assert result["recordings_written"] == 2
+    for path in (tmp_path / "recordings").glob("*.wav"):
+        with wave.open(str(path)) as wav:
+            assert wav.getnchannels() == 2
+            assert wav.getnframes() >= 2 * 8000  # at least the held window, both channels
+
+
+async def test_answer_to_bridge_benchmark_measures_every_call(tmp_path: Path) -> None:
+    require_binary("sipp")
+    result = await sip_answer_to_bridge.run(calls=4, rate=8, hold_s=0.3, agents=4, workdir=tmp_path)
+    assert result["calls_failed"] == 0, result["failures"]
+    assert result["calls_measured"] == 4
+    delays = result["answer_to_first_relayed_ms"]
+    assert 0 < delays["p50"] <= delays["max"] < 1000  # RTP reached the agent after the answer, for every call
+    assert result["sipp_callee_failed_calls"] in ("0", None)
+    assert len(list(tmp_path.glob("call-*.wav"))) == 4
+
+
+def test_histogram_quantile_reads_bucket_upper_bounds() -> None:
+    bounds = (0.001, 0.002, 0.005)
+    assert histogram_quantile_ms(bounds, [50, 49, 1, 0], 0.5) == 1.0
+    assert histogram_quantile_ms(bounds, [50, 49, 1, 0], 0.99) == 2.0
+    assert histogram_quantile_ms(bounds, [50, 49, 0, 1], 1.0) == math.inf
+    assert math.isnan(histogram_quantile_ms(bounds, [0, 0, 0, 0], 0.5))
