@@ -1,0 +1,147 @@
+"""Two `python -m dialer run` nodes behind Kamailio, sharing one PostgreSQL database for storage and the ledger:
+they split the campaign's leads without dialling one twice at once, keep the frequency cap together, reach their
+agents through Kamailio, and one node's kill -9 and restart recovers only its own calls and leads."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from dialer.storage import open_store
+from tests.dialer.e2e.test_run_daemon import DaemonProcess, write_config
+from tests.dialer.multinode.conftest import cap_24h, campaign_settled, node_config, rows
+from tests.dialer.runtime.conftest import lead, numbers_in_window, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+REPO = Path(__file__).resolve().parents[3]
+NODE_AGENTS = {"node-a": ["agent1", "agent2"], "node-b": ["agent3", "agent4"]}
+
+
+@pytest.fixture
+async def nodes():
+    started: list[DaemonProcess] = []
+
+    async def start(config_path: Path) -> DaemonProcess:
+        daemon = DaemonProcess(config_path)
+        started.append(daemon)
+        return await daemon.start()
+
+    yield start
+    for daemon in started:
+        daemon.kill(signal.SIGKILL)
+        if daemon.process is not None:
+            await daemon.process.wait()
+
+
+async def add_leads(dsn: str, numbers: list[str]) -> None:
+    store = await open_store(dsn, node="import")
+    try:
+        await store.add_leads("c1", [lead(n) for n in numbers], datetime.now(timezone.utc))
+    finally:
+        await store.close()
+
+
+async def start_node(nodes, tmp_path: Path, name: str, config: dict) -> DaemonProcess:
+    node = await nodes(write_config(tmp_path / f"{name}.yaml", config))
+    for agent_id in NODE_AGENTS[name]:
+        status, body = await node.api("POST", f"/v1/agents/{agent_id}/login")
+        assert status == 200, body
+    return node
+
+
+async def start_campaign(*running: DaemonProcess) -> None:
+    for node in running:
+        status, body = await node.api("POST", "/v1/campaigns/c1/start")
+        assert status == 200, body
+
+
+async def wait_settled(dsn: str, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await campaign_settled(dsn):
+        if loop.time() > deadline:
+            leads = await rows(dsn, "SELECT id, status, attempts, claimed_by, next_attempt_at FROM leads ORDER BY id")
+            raise AssertionError(f"campaign did not settle: {[dict(r) for r in leads]}")
+        await asyncio.sleep(0.2)
+
+
+def carrier_call_ids(carrier) -> set[str]:
+    text = carrier.message_log.read_text(errors="replace") if carrier.message_log.exists() else ""
+    return set(re.findall(r"^INVITE \S+ SIP/2\.0\s.*?^Call-ID:\s*(\S+)", text, flags=re.MULTILINE | re.DOTALL))
+
+
+async def assert_leads_never_dialled_twice_at_once(dsn: str) -> None:
+    by_lead: dict[int, list] = defaultdict(list)
+    for cdr in await rows(dsn, "SELECT lead_id, node, started_at, ended_at FROM cdrs ORDER BY lead_id, started_at"):
+        by_lead[cdr["lead_id"]].append(cdr)
+    for lead_id, cdrs in by_lead.items():
+        for earlier, later in zip(cdrs, cdrs[1:]):
+            assert earlier["ended_at"] is not None and earlier["ended_at"] <= later["started_at"], (
+                f"lead {lead_id}: {earlier['node']} call still live when {later['node']} dialled it: {cdrs}")
+
+
+async def assert_caps_held(dsn: str, cap: int, numbers: list[str]) -> Counter:
+    attempts = Counter({r["number"]: r["n"] for r in await rows(
+        dsn, "SELECT number, COUNT(*) AS n FROM attempts GROUP BY number")})
+    assert set(attempts) <= set(numbers)
+    assert max(attempts.values()) <= cap, attempts
+    return attempts
+
+
+async def audit_verify(dsn: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialer", "audit", "verify", "--db", dsn, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_two_nodes_behind_kamailio_share_leads_and_caps(tmp_path, kamailio, registered_phones,
+                                                              busy_odd_carrier, shared_dsn, nodes) -> None:
+    carrier = busy_odd_carrier
+    numbers = numbers_in_window(16)
+    busy = {n for n in numbers if int(n[-1]) % 2}
+    assert busy and busy != set(numbers)
+    await add_leads(shared_dsn, numbers)
+    configs = {name: node_config(tmp_path, name, shared_dsn, carrier.port, kamailio, agents)
+               for name, agents in NODE_AGENTS.items()}
+    cap = cap_24h(configs["node-a"])
+    node_a = await start_node(nodes, tmp_path, "node-a", configs["node-a"])
+    node_b = await start_node(nodes, tmp_path, "node-b", configs["node-b"])
+    await start_campaign(node_a, node_b)
+    await wait_settled(shared_dsn, timeout=45)
+    for node in (node_a, node_b):
+        node.kill(signal.SIGTERM)
+    assert [await node_a.wait(), await node_b.wait()] == [0, 0]
+
+    cdrs = await rows(shared_dsn, "SELECT call_id, node, lead_id, agent_id, bridged_at, ended_at, outcome FROM cdrs")
+    per_node = Counter(c["node"] for c in cdrs)
+    assert set(per_node) == {"node-a", "node-b"}, per_node  # both nodes dialled
+    bridged = {c["node"] for c in cdrs if c["bridged_at"] is not None}
+    assert bridged == {"node-a", "node-b"}, cdrs  # both bridged calls to their own agents
+    for c in cdrs:
+        if c["agent_id"] is not None:
+            assert c["agent_id"] in NODE_AGENTS[c["node"]], c
+    assert all(c["ended_at"] is not None for c in cdrs)
+    # every call the carrier saw has its CDR in the shared database, and every reserved attempt was dialled
+    attempts = await assert_caps_held(shared_dsn, cap, numbers)
+    assert len(carrier_call_ids(carrier)) == len(cdrs) == sum(attempts.values())
+    await assert_leads_never_dialled_twice_at_once(shared_dsn)
+    assert {n for n, count in attempts.items() if count == cap} == busy  # busy numbers were retried up to the cap
+    capped = {r["number"] for r in await rows(shared_dsn, "SELECT number FROM audit WHERE reason = 'frequency_cap'")}
+    assert capped == busy
+    leads = {r["e164"]: r["status"] for r in await rows(shared_dsn, "SELECT e164, status FROM leads")}
+    assert all(leads[n] == "done" for n in set(numbers) - busy), leads
+    # agents were reached through Kamailio: each agent's INVITE relayed, from the two nodes' two SIP addresses
+    relayed = kamailio.relayed_invites()
+    assert {user for user, _ in relayed} == {a for agents in NODE_AGENTS.values() for a in agents}, relayed
+    assert len({source for _, source in relayed}) == 2, relayed
+    assert "intact" in await audit_verify(shared_dsn)
