@@ -28,7 +28,7 @@ NODE_RTP_PORTS = {"node-a": (55000, 56499), "node-b": (56500, 57999)}
 CAP_24H = 2  # the campaign tightens the us pack's 3 attempts per number per 24 h to 2
 BUSY_RETRY_S = 0.5
 CARRIER_RING_MS = 300
-CARRIER_TALK_MS = 4000
+CARRIER_TALK_MS = 2000
 
 
 class BusyOddCarrier(CarrierSipp):
@@ -49,10 +49,11 @@ async def kamailio(tmp_path):
 
 
 @pytest.fixture
-async def busy_odd_carrier(tmp_path):
-    """Answered calls ring briefly and talk long enough for a node to be killed while they are bridged."""
-    carrier = BusyOddCarrier(require_binary("sipp"), tmp_path, ring_ms=CARRIER_RING_MS, talk_ms=CARRIER_TALK_MS,
-                             timeout_s=100)
+async def busy_odd_carrier(request, tmp_path):
+    """Ring and talk times (ms) default to CARRIER_RING_MS and CARRIER_TALK_MS; a test may set them through
+    indirect parametrization: ``@pytest.mark.parametrize("busy_odd_carrier", [{"ring_ms": ...}], indirect=True)``."""
+    timing = {"ring_ms": CARRIER_RING_MS, "talk_ms": CARRIER_TALK_MS, **getattr(request, "param", {})}
+    carrier = BusyOddCarrier(require_binary("sipp"), tmp_path, timeout_s=100, **timing)
     try:
         yield await carrier.start()
     finally:

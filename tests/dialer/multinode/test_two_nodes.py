@@ -56,10 +56,19 @@ async def start_node(nodes, tmp_path: Path, name: str, config: dict) -> DaemonPr
     return node
 
 
-async def start_campaign(*running: DaemonProcess) -> None:
+async def run_campaign_on_two_nodes(tmp_path: Path, dsn: str, carrier, kamailio, nodes
+                                    ) -> tuple[list[str], int, DaemonProcess, DaemonProcess]:
+    """16 leads in the shared database; both nodes started, their agents logged in, the campaign started on both.
+    Returns the numbers, the campaign's 24 h cap per number and the two nodes."""
+    numbers = numbers_in_window(16)
+    await add_leads(dsn, numbers)
+    configs = {name: node_config(tmp_path, name, dsn, carrier.port, kamailio, agents)
+               for name, agents in NODE_AGENTS.items()}
+    running = [await start_node(nodes, tmp_path, name, config) for name, config in configs.items()]
     for node in running:
         status, body = await node.api("POST", "/v1/campaigns/c1/start")
         assert status == 200, body
+    return numbers, cap_24h(configs["node-a"]), running[0], running[1]
 
 
 async def wait_settled(dsn: str, timeout: float) -> None:
@@ -107,16 +116,9 @@ async def audit_verify(dsn: str) -> str:
 async def test_two_nodes_behind_kamailio_share_leads_and_caps(tmp_path, kamailio, registered_phones,
                                                               busy_odd_carrier, shared_dsn, nodes) -> None:
     carrier = busy_odd_carrier
-    numbers = numbers_in_window(16)
+    numbers, cap, node_a, node_b = await run_campaign_on_two_nodes(tmp_path, shared_dsn, carrier, kamailio, nodes)
     busy = {n for n in numbers if int(n[-1]) % 2}
     assert busy and busy != set(numbers)
-    await add_leads(shared_dsn, numbers)
-    configs = {name: node_config(tmp_path, name, shared_dsn, carrier.port, kamailio, agents)
-               for name, agents in NODE_AGENTS.items()}
-    cap = cap_24h(configs["node-a"])
-    node_a = await start_node(nodes, tmp_path, "node-a", configs["node-a"])
-    node_b = await start_node(nodes, tmp_path, "node-b", configs["node-b"])
-    await start_campaign(node_a, node_b)
     await wait_settled(shared_dsn, timeout=45)
     for node in (node_a, node_b):
         node.kill(signal.SIGTERM)
@@ -144,4 +146,71 @@ async def test_two_nodes_behind_kamailio_share_leads_and_caps(tmp_path, kamailio
     relayed = kamailio.relayed_invites()
     assert {user for user, _ in relayed} == {a for agents in NODE_AGENTS.values() for a in agents}, relayed
     assert len({source for _, source in relayed}) == 2, relayed
+    assert "intact" in await audit_verify(shared_dsn)
+
+
+@pytest.mark.parametrize("busy_odd_carrier", [{"ring_ms": 3000, "talk_ms": 1500}], indirect=True)
+async def test_kill_9_of_one_node_recovers_only_its_own_calls_and_leads(tmp_path, kamailio, registered_phones,
+                                                                       busy_odd_carrier, shared_dsn, nodes) -> None:
+    carrier = busy_odd_carrier
+    numbers, cap, node_a, node_b = await run_campaign_on_two_nodes(tmp_path, shared_dsn, carrier, kamailio, nodes)
+
+    async def ringing_on_a() -> bool:  # a live call on node-a whose lead node-a still holds (not yet answered)
+        return bool(await rows(shared_dsn, "SELECT 1 FROM cdrs JOIN leads ON leads.id = cdrs.lead_id"
+                                           " WHERE cdrs.node = 'node-a' AND cdrs.ended_at IS NULL"
+                                           " AND leads.claimed_by = 'node-a'"))
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not await ringing_on_a():
+        assert loop.time() < deadline, "node-a never had a call ringing"
+        await asyncio.sleep(0.1)
+    node_a.kill(signal.SIGKILL)
+    assert await node_a.wait() == -signal.SIGKILL
+
+    live_a = {r["call_id"] for r in await rows(shared_dsn, "SELECT call_id FROM cdrs WHERE node = 'node-a'"
+                                                           " AND ended_at IS NULL")}
+    claimed_a = {r["id"] for r in await rows(shared_dsn, "SELECT id FROM leads WHERE claimed_by = 'node-a'"
+                                                         " AND status = 'dialing'")}
+    attempts_at_kill = [tuple(r) for r in await rows(shared_dsn, "SELECT id, number FROM attempts ORDER BY id")]
+    cdrs_b_at_kill = len(await rows(shared_dsn, "SELECT 1 FROM cdrs WHERE node = 'node-b'"))
+    assert live_a and claimed_a
+
+    # node-b keeps dialling while node-a is down, and leaves node-a's claimed leads alone
+    deadline = loop.time() + 20
+    while len(await rows(shared_dsn, "SELECT 1 FROM cdrs WHERE node = 'node-b'")) <= cdrs_b_at_kill:
+        assert loop.time() < deadline, "node-b stopped dialling when node-a died"
+        await asyncio.sleep(0.1)
+    assert {r["id"] for r in await rows(shared_dsn, "SELECT id FROM leads WHERE claimed_by = 'node-a'"
+                                                    " AND status = 'dialing'")} == claimed_a
+    ended_b_before_restart = {tuple(r) for r in await rows(
+        shared_dsn, "SELECT call_id, ended_at, outcome, hangup_by FROM cdrs WHERE node = 'node-b' AND ended_at IS NOT NULL")}
+
+    node_a = await nodes(tmp_path / "node-a.yaml")  # its agents' sessions and the running campaign resume
+    await node_a.wait_for_line(rf"crash recovery: node=node-a closed_live_cdrs={len(live_a)} "
+                               rf"released_leads={len(claimed_a)}\b")
+    closed = await rows(shared_dsn, "SELECT call_id, outcome, hangup_by, ended_at FROM cdrs WHERE call_id = ANY($1)",
+                        list(live_a))
+    assert all(c["outcome"] == "failed" and c["hangup_by"] == "crash" and c["ended_at"] for c in closed), closed
+    ended_b_after_restart = {tuple(r) for r in await rows(
+        shared_dsn, "SELECT call_id, ended_at, outcome, hangup_by FROM cdrs WHERE node = 'node-b' AND ended_at IS NOT NULL")}
+    assert ended_b_before_restart <= ended_b_after_restart  # node-b's records untouched by node-a's recovery
+
+    await wait_settled(shared_dsn, timeout=45)
+    for node in (node_a, node_b):
+        node.kill(signal.SIGTERM)
+    assert [await node_a.wait(), await node_b.wait()] == [0, 0]
+
+    assert await rows(shared_dsn, "SELECT call_id FROM cdrs WHERE node = 'node-b' AND hangup_by = 'crash'") == []
+    assert await rows(shared_dsn, "SELECT call_id FROM cdrs WHERE ended_at IS NULL") == []
+    after = [tuple(r) for r in await rows(shared_dsn, "SELECT id, number FROM attempts ORDER BY id")]
+    assert after[:len(attempts_at_kill)] == attempts_at_kill  # no committed reservation lost
+    attempts = await assert_caps_held(shared_dsn, cap, numbers)
+    cdrs = await rows(shared_dsn, "SELECT node FROM cdrs")
+    assert len(carrier_call_ids(carrier)) <= len(cdrs) <= sum(attempts.values())
+    assert {c["node"] for c in cdrs} == {"node-a", "node-b"}
+    await assert_leads_never_dialled_twice_at_once(shared_dsn)
+    released = {r["id"]: r["status"] for r in await rows(shared_dsn, "SELECT id, status FROM leads WHERE id = ANY($1)",
+                                                         list(claimed_a))}
+    assert set(released.values()) <= {"done", "scheduled"}, released  # dialled again, or waiting out the cap
     assert "intact" in await audit_verify(shared_dsn)
