@@ -43,11 +43,15 @@ class DemoOptions:
     progress: TextIO | None  # where the one-line-per-second progress goes (None: nowhere)
 
 
-def demo_config(base: DialerConfig, workdir: Path, carrier: tuple[str, int], agents: DemoAgentPhones) -> DialerConfig:
-    """The demo's config file with the database and recordings under workdir and the loopback peers' addresses."""
+def demo_config(base: DialerConfig, workdir: Path, carrier: tuple[str, int], agents: DemoAgentPhones, *,
+                external_carrier: bool) -> DialerConfig:
+    """The demo's config file with the database and recordings under workdir and the loopback peers' addresses.
+    An external carrier gets no OPTIONS health checks: SIPp's callee scenarios do not answer them."""
     data = base.model_dump()
     data["node"].update(database=f"sqlite:///{workdir / 'dialer.db'}", recordings_dir=str(workdir / "recordings"))
     data["trunks"][0].update(host=carrier[0], port=carrier[1])
+    if external_carrier:
+        data["trunks"][0]["options_enabled"] = False
     data["agents"] = [{"id": agent_id, "uri": agents.uri(agent_id)} for agent_id in agents.agent_ids]
     return DialerConfig.model_validate(data)
 
@@ -115,7 +119,8 @@ async def run_demo(options: DemoOptions) -> tuple[dict, dict]:
                                         audio_wav=agent_voice, settings=settings.agents, count=options.agents,
                                         seed=options.seed)
     carrier_address = options.carrier or (host, carrier.port)
-    config = demo_config(options.config, options.workdir, carrier_address, phones)
+    config = demo_config(options.config, options.workdir, carrier_address, phones,
+                         external_carrier=options.carrier is not None)
     campaign = config.campaigns[0].name
     engine = Engine(config, seed=options.seed)
     work: asyncio.Task | None = None

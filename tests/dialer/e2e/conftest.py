@@ -75,7 +75,8 @@ def e2e_config(tmp_path: Path, carrier_port: int, phones: DemoAgentPhones, **cam
         "metrics": {"port": 0},
         "sip": {"port": 0, "transports": ["udp"]},
         "rtp": {"port_min": 28000, "port_max": 29999},
-        "trunks": [{"name": "sipp", "host": "127.0.0.1", "port": carrier_port, "max_channels": 10, "max_cps": 20}],
+        "trunks": [{"name": "sipp", "host": "127.0.0.1", "port": carrier_port, "max_channels": 10, "max_cps": 20,
+                    "options_enabled": False}],  # SIPp's callee scenario does not answer OPTIONS
         "agents": [{"id": agent_id, "uri": phones.uri(agent_id)} for agent_id in phones.agent_ids],
         "campaigns": [{"name": "c1", "caller_id": "+12025550100", "trunks": ["sipp"], "ring_timeout_s": 10,
                        "connect_limit_s": 2, "wrap_up_s": 0.3, "compliance": {"rule_pack": "us"},

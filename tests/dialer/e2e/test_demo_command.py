@@ -52,4 +52,4 @@ async def test_demo_text_output_and_external_carrier(tmp_path, sipp_carrier) -> 
     assert len(progress) >= 8  # one line per second
     assert "Summary" in out and "gate refusals" in out
     dials = int(next(line for line in out.splitlines() if line.strip().startswith("dials")).split()[-1])
-    assert dials == len(carrier.invites()) > 0  # every dial reached the external peer
+    assert dials == len(carrier.invites()) > 0, (out, carrier.errors())  # every dial reached the external peer
