@@ -60,6 +60,10 @@ class KamailioProxy:
         """(agent user, source host:port) of every initial INVITE Kamailio relayed to a registered contact."""
         return re.findall(r"relay INVITE to (\S+) at \S+ from (\S+)$", self.log(), flags=re.MULTILINE)
 
+    def in_dialog_methods(self) -> list[str]:
+        """Methods of the in-dialog requests Kamailio routed by their Route header (it record-routed the dialog)."""
+        return re.findall(r"in-dialog (\S+) from ", self.log())
+
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return

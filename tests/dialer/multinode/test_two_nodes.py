@@ -146,6 +146,8 @@ async def test_two_nodes_behind_kamailio_share_leads_and_caps(tmp_path, kamailio
     relayed = kamailio.relayed_invites()
     assert {user for user, _ in relayed} == {a for agents in NODE_AGENTS.values() for a in agents}, relayed
     assert len({source for _, source in relayed}) == 2, relayed
+    routed = Counter(kamailio.in_dialog_methods())  # the agent legs' ACKs, and BYEs at the nodes' SIGTERM
+    assert routed["ACK"] >= 4 and routed["BYE"] >= 4, routed
     assert "intact" in await audit_verify(shared_dsn)
 
 
