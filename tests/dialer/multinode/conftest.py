@@ -25,7 +25,7 @@ DATABASE = "dialer_multinode_test"
 SCENARIOS = Path(__file__).parent / "scenarios"
 AGENT_RTP_PORTS = (58000, 59999)
 NODE_RTP_PORTS = {"node-a": (55000, 56499), "node-b": (56500, 57999)}
-CAP_24H = 2  # the campaign tightens the us pack's 3 attempts per number per 24 h to 2
+CAP_24H = 2  # by default the campaign tightens the us pack's 3 attempts per number per 24 h to 2
 BUSY_RETRY_S = 0.5
 CARRIER_RING_MS = 300
 CARRIER_TALK_MS = 2000
@@ -86,8 +86,8 @@ async def shared_dsn(postgres_dsn: str) -> str:
 
 
 def node_config(tmp_path: Path, name: str, dsn: str, carrier_port: int, proxy: KamailioProxy,
-                agent_ids: list[str], *, ring_timeout_s: float = 10) -> dict:
-    """One node's config: the shared DSN, its own agents reached through Kamailio, the same campaign as the others."""
+                agent_ids: list[str], *, campaigns: tuple[str, ...] = ("c1",), cap_24h: int = CAP_24H) -> dict:
+    """One node's config: the shared DSN, its own agents reached through Kamailio, the same campaigns as the others."""
     port_min, port_max = NODE_RTP_PORTS[name]
     return DialerConfig.model_validate({
         "node": {"name": name, "database": dsn, "recordings_dir": str(tmp_path / name / "recordings"),
@@ -98,11 +98,11 @@ def node_config(tmp_path: Path, name: str, dsn: str, carrier_port: int, proxy: K
         "rtp": {"port_min": port_min, "port_max": port_max},
         "trunks": [{"name": "sipp", "host": "127.0.0.1", "port": carrier_port, "max_channels": 10, "max_cps": 20}],
         "agents": [{"id": agent_id, "uri": proxy.uri(agent_id)} for agent_id in agent_ids],
-        "campaigns": [{"name": "c1", "caller_id": "+12025550100", "trunks": ["sipp"],
-                       "ring_timeout_s": ring_timeout_s, "connect_limit_s": 2, "wrap_up_s": 0.3,
-                       "compliance": {"rule_pack": "us", "caps_per_number": {"rolling_24h": CAP_24H}},
+        "campaigns": [{"name": campaign, "caller_id": "+12025550100", "trunks": ["sipp"],
+                       "ring_timeout_s": 10, "connect_limit_s": 2, "wrap_up_s": 0.3,
+                       "compliance": {"rule_pack": "us", "caps_per_number": {"rolling_24h": cap_24h}},
                        "pacing": {"mode": "progressive", "interval_s": 0.2},
-                       "retry": {"busy": {"retry_after_s": BUSY_RETRY_S}}}],
+                       "retry": {"busy": {"retry_after_s": BUSY_RETRY_S}}} for campaign in campaigns],
     }).model_dump(mode="json", by_alias=True)
 
 

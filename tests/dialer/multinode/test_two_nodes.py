@@ -40,10 +40,11 @@ async def nodes():
             await daemon.process.wait()
 
 
-async def add_leads(dsn: str, numbers: list[str]) -> None:
+async def add_leads(dsn: str, numbers: list[str], campaigns: tuple[str, ...]) -> None:
     store = await open_store(dsn, node="import")
     try:
-        await store.add_leads("c1", [lead(n) for n in numbers], datetime.now(timezone.utc))
+        for campaign in campaigns:
+            await store.add_leads(campaign, [lead(n) for n in numbers], datetime.now(timezone.utc))
     finally:
         await store.close()
 
@@ -56,18 +57,22 @@ async def start_node(nodes, tmp_path: Path, name: str, config: dict) -> DaemonPr
     return node
 
 
-async def run_campaign_on_two_nodes(tmp_path: Path, dsn: str, carrier, kamailio, nodes
-                                    ) -> tuple[list[str], int, DaemonProcess, DaemonProcess]:
-    """16 leads in the shared database; both nodes started, their agents logged in, the campaign started on both.
-    Returns the numbers, the campaign's 24 h cap per number and the two nodes."""
-    numbers = numbers_in_window(16)
-    await add_leads(dsn, numbers)
-    configs = {name: node_config(tmp_path, name, dsn, carrier.port, kamailio, agents)
-               for name, agents in NODE_AGENTS.items()}
+async def run_campaign_on_two_nodes(tmp_path: Path, dsn: str, carrier, kamailio, nodes, *,
+                                    campaigns: dict[str, tuple[str, ...]] | None = None, leads: int = 16,
+                                    **config: object) -> tuple[list[str], int, DaemonProcess, DaemonProcess]:
+    """The same ``leads`` numbers in each campaign, in the shared database; both nodes started with their campaigns
+    (``campaigns``: node name -> campaign names; by default both run c1), their agents logged in, every campaign
+    started. Returns the numbers, the campaigns' 24 h cap per number and the two nodes."""
+    campaigns = campaigns or {name: ("c1",) for name in NODE_AGENTS}
+    numbers = numbers_in_window(leads)
+    await add_leads(dsn, numbers, tuple(sorted({c for names in campaigns.values() for c in names})))
+    configs = {name: node_config(tmp_path, name, dsn, carrier.port, kamailio, agents, campaigns=campaigns[name],
+                                 **config) for name, agents in NODE_AGENTS.items()}
     running = [await start_node(nodes, tmp_path, name, config) for name, config in configs.items()]
-    for node in running:
-        status, body = await node.api("POST", "/v1/campaigns/c1/start")
-        assert status == 200, body
+    for node, name in zip(running, configs):
+        for campaign in campaigns[name]:
+            status, body = await node.api("POST", f"/v1/campaigns/{campaign}/start")
+            assert status == 200, body
     return numbers, cap_24h(configs["node-a"]), running[0], running[1]
 
 
@@ -215,4 +220,32 @@ async def test_kill_9_of_one_node_recovers_only_its_own_calls_and_leads(tmp_path
     released = {r["id"]: r["status"] for r in await rows(shared_dsn, "SELECT id, status FROM leads WHERE id = ANY($1)",
                                                          list(claimed_a))}
     assert set(released.values()) <= {"done", "scheduled"}, released  # dialled again, or waiting out the cap
+    assert "intact" in await audit_verify(shared_dsn)
+
+
+async def test_last_attempt_under_the_cap_goes_to_one_node_only(tmp_path, kamailio, registered_phones,
+                                                                  busy_odd_carrier, shared_dsn, nodes) -> None:
+    """Node-a runs campaign c1, node-b c2, over the same numbers: both nodes reserve each number at about the same
+    moments. With 3 attempts per number across campaigns, busy numbers are retried by both nodes and they race for
+    the third attempt: exactly one of them gets it, the other is refused with frequency_cap."""
+    numbers, cap, node_a, node_b = await run_campaign_on_two_nodes(
+        tmp_path, shared_dsn, busy_odd_carrier, kamailio, nodes, campaigns={"node-a": ("c1",), "node-b": ("c2",)},
+        leads=10, cap_24h=3)
+    assert cap == 3
+    await wait_settled(shared_dsn, timeout=50)
+    for node in (node_a, node_b):
+        node.kill(signal.SIGTERM)
+    assert [await node_a.wait(), await node_b.wait()] == [0, 0]
+
+    busy = {n for n in numbers if int(n[-1]) % 2}
+    attempts = await assert_caps_held(shared_dsn, cap, numbers)
+    assert {n: attempts[n] for n in busy} == {n: cap for n in busy}, attempts  # the cap reached, never passed
+    assert all(attempts[n] == 2 for n in set(numbers) - busy), attempts  # answered once in each campaign
+    dialled_by = defaultdict(set)
+    for r in await rows(shared_dsn, "SELECT leads.e164, cdrs.node FROM cdrs JOIN leads ON leads.id = cdrs.lead_id"):
+        dialled_by[r["e164"]].add(r["node"])
+    assert all(dialled_by[n] == set(NODE_AGENTS) for n in numbers), dialled_by
+    assert len(await rows(shared_dsn, "SELECT 1 FROM cdrs")) == sum(attempts.values())
+    refused = await rows(shared_dsn, "SELECT number, campaign FROM audit WHERE reason = 'frequency_cap'")
+    assert {r["number"] for r in refused} == busy  # each busy number's loser (and later retries) refused
     assert "intact" in await audit_verify(shared_dsn)
