@@ -17,7 +17,7 @@ import pytest
 from dialer.storage import open_store
 from tests.dialer.e2e.test_run_daemon import DaemonProcess, write_config
 from tests.dialer.multinode.conftest import cap_24h, campaign_settled, node_config, rows
-from tests.dialer.runtime.conftest import lead, numbers_in_window, wait_for
+from tests.dialer.runtime.conftest import lead, numbers_in_window
 
 pytestmark = pytest.mark.timeout(90)
 REPO = Path(__file__).resolve().parents[3]
