@@ -3,9 +3,9 @@
 It answers every incoming call, sends a tone on it (ToneGenerator) and records what it receives (AudioMediaRecorder,
 WAV). With --registrar it registers with digest credentials first. It reports on stdout, one JSON object a line
 ({"event": "ready" | "registered" | "incoming" | "media" | "confirmed" | "dtmf" | "stats" | "disconnected", ...}),
-and reads commands on stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs), "update" (UPDATE with SDP),
-"dtmf DIGITS" (RFC 4733), "stats" (RTP receive statistics) or "quit". It exits after the call ends, on "quit", on
-stdin closing, or after --duration seconds.
+and reads commands on stdin, one a line: "hangup" (BYE the current call), "hold", "unhold" (re-INVITEs), "update"
+(UPDATE with SDP), "register" (REGISTER again now), "dtmf DIGITS" (RFC 4733), "stats" (RTP receive statistics) or
+"quit". It exits after the call ends, on "quit", on stdin closing, or after --duration seconds.
 
 One user agent per process: the pjsua2 wheels are built with PJSUA_MAX_CALLS=4 and with assertions that abort.
 """
@@ -181,6 +181,8 @@ class Peer:
                     unhold = pj.CallOpParam(True)
                     unhold.opt.flag = pj.PJSUA_CALL_UNHOLD
                     self.call.reinvite(unhold)
+                elif command == "register":
+                    self.account.setRegistration(True)  # REGISTER now, with the credentials cached from last time
                 elif self.call is not None and command == "update":
                     self.call.update(pj.CallOpParam(True))  # RFC 3311 UPDATE with an SDP offer
                 elif self.call is not None and command.startswith("dtmf "):

@@ -13,11 +13,12 @@ import pytest
 from sip.switch import Ended
 from tests.sip.peers.harness import (
     AGENT_HZ, ANNOUNCEMENT, BRIDGED_S, CALLEE_HZ, PACKETS_PER_S, answered, assert_tones_crossed,
-    call_and_bridge, dominant_per_block, read_wav, runs, start_switch,
+    audible, call_and_bridge, dominant_per_block, read_wav, runs, spectrum, start_switch,
 )
 
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
+LIVE_RECORDING_LAG_S = 1.0  # flush interval 0.5 s + jitter allowance 0.2 s + writer batching 0.1 s, and a busy machine
 
 
 @pytest.mark.parametrize("hung_up_by", ["switch", "callee"])
@@ -28,6 +29,11 @@ async def test_tones_cross_the_bridge_and_are_recorded(pjsua, tmp_path: Path, hu
     try:
         callee, agent, recording = await call_and_bridge(
             switch, "pjsua", callee_ua, f"sip:agent3@{agent_ua.address}", agent_ua, tmp_path)
+        # written as the call goes: a crash now would lose at most the last flush + jitter allowance (0.8 s)
+        samples, rate = read_wav(recording)
+        print(f"recording on disk during the call: {len(samples) / rate:.2f} s after {BRIDGED_S} s bridged")
+        assert len(samples) >= (BRIDGED_S - LIVE_RECORDING_LAG_S) * rate
+        assert abs(spectrum(audible(samples[:, 0], rate), rate, CALLEE_HZ).peak_hz - CALLEE_HZ) <= 5
 
         if hung_up_by == "switch":
             await switch.hangup(agent)

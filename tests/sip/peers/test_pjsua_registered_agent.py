@@ -1,6 +1,6 @@
 """A pjsua2 softphone registers as an agent with digest credentials; Switch.call_agent(agent id) reaches it at the
 Contact it registered and the audio path works both ways. A wrong password is refused; on shutdown the phone's
-unREGISTER removes the binding. Two phones on one agent's account both hold bindings and the newest is called; an
+unREGISTER removes the binding, a re-REGISTER renews it. Two phones on one agent's account both hold bindings and the newest is called; an
 agent's phone that is busy or does not answer ends the agent leg with the matching outcome."""
 
 from __future__ import annotations
@@ -99,5 +99,28 @@ async def test_agent_phone_busy_or_not_answering(pjsua, answer_code: int, status
         agent = await switch.call_agent("agent5", ring_timeout_s=1.0)
         final = await asyncio.wait_for(asyncio.shield(agent.done), 10)
         assert isinstance(final, Failed) and (final.sip_code, final.outcome) == (status, outcome), final
+    finally:
+        await switch.stop()
+
+
+async def test_refreshed_registration_extends_the_one_binding(pjsua) -> None:  # type: ignore[no-untyped-def]
+    """A re-REGISTER (same Call-ID, higher CSeq; PJSIP does not reuse its nonce, so it is challenged afresh) renews
+    the phone's binding instead of adding another; the unREGISTER at shutdown removes it."""
+    switch = await start_switch(None, [AGENT])
+    try:
+        ua = await register(pjsua, "agent", registrar=f"127.0.0.1:{switch.local_port()}")
+        [first] = switch.registrar.lookup("agent5", switch.endpoint.now)
+        await asyncio.sleep(0.5)
+        ua.command("register")
+        for _ in range(100):
+            if len([e for e in ua.events if e["event"] == "registered"]) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert [e["code"] for e in ua.events if e["event"] == "registered"] == [200, 200], ua.events
+        [renewed] = switch.registrar.lookup("agent5", switch.endpoint.now)
+        assert renewed.call_id == first.call_id and renewed.cseq > first.cseq
+        assert renewed.expires_at - first.expires_at >= 0.4
+        await ua.stop()
+        assert switch.registrar.lookup("agent5", switch.endpoint.now) == []
     finally:
         await switch.stop()
