@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._sipp import (  # noqa: E402
-    GcPauses, LoopStallProbe, SippUas, answered, histogram_quantile_ms, new_figure, own_cpu_seconds, percentiles_ms, save_figure,
-    start_switch, streaming_peers, write_json,
+    GcPauses, LoopStallProbe, SippUas, answered, histogram_quantile_ms, involuntary_switches, new_figure,
+    own_cpu_seconds, percentiles_ms, runqueue_wait_seconds, save_figure, start_switch, streaming_peers, write_json,
 )
 from benchmarks.media_relay import _loop_lag  # noqa: E402
 from sip.switch import Call, Switch  # noqa: E402
@@ -195,6 +195,7 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
     before = _leg_totals(pairs)
     sipp_cpu_before = [s.cpu_seconds() or 0.0 for s in (callee_sipp, agent_sipp)]
     cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
+    waited_before, preempted_before = runqueue_wait_seconds(), involuntary_switches()
     lag: list[float] = []
     stop_lag = asyncio.Event()
     held_per_second: list[int] = []
@@ -220,6 +221,7 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
                        if c.leg.bridge is not None and c.leg.bridge.recording is not None), default=0.0)
     wall_s = time.perf_counter() - wall_before
     cpu_s = own_cpu_seconds() - cpu_before
+    waited_s, preempted = runqueue_wait_seconds() - waited_before, involuntary_switches() - preempted_before
     sipp_cpu = [round(((s.cpu_seconds() or 0.0) - b) / wall_s, 3)
                 for s, b in zip((callee_sipp, agent_sipp), sipp_cpu_before)]
     after = _leg_totals(pairs)
@@ -264,6 +266,7 @@ async def _run(switch: Switch, calls: int, seconds: float, setup_rate: float, re
         "loop_lag_ms": percentiles_ms(lag, (50, 99, 100)),
         "process_cpu_fraction": round(cpu_s / wall_s, 3),
         "process_cpu_us_per_relayed_packet": round(cpu_s / max(1, relayed) * 1e6, 2),
+        "process_runqueue_wait_fraction": round(waited_s / wall_s, 3), "process_preemptions": preempted,
         "sipp_cpu_fraction": {"callee": sipp_cpu[0], "agent": sipp_cpu[1]},
         **gc_pauses.summary(), **stalls,
         "recording_flush_on_loop_max_ms": round(flush_max_s * 1000, 3),
@@ -294,6 +297,8 @@ def report(result: dict) -> None:
         ("event-loop lag p99 / max", "{p99:.2f} / {max:.2f} ms".format(**result["loop_lag_ms"])),
         ("CPU of this process", f"{result['process_cpu_fraction'] * 100:.1f} % of a core, "
                                 f"{result['process_cpu_us_per_relayed_packet']} us per relayed packet"),
+        ("waiting for a CPU (runqueue) / preempted", f"{result['process_runqueue_wait_fraction'] * 100:.1f} % of the "
+                                                     f"window / {result['process_preemptions']} times"),
         ("CPU of SIPp callee / agent", f"{result['sipp_cpu_fraction']['callee'] * 100:.1f} % / "
                                        f"{result['sipp_cpu_fraction']['agent'] * 100:.1f} %"),
         ("loop stalls > 30 ms sampled / recording flush max", f"{result['loop_stall_samples']} / "
