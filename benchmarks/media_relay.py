@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -85,6 +86,7 @@ async def _generate(conn, calls: int, seconds: float, warmup_s: float) -> None:
     conn.send([(a.transport.get_extra_info("sockname")[1], b.transport.get_extra_info("sockname")[1])
                for a, b in ends])
     leg_ports = await loop.run_in_executor(None, conn.recv)
+    gc.freeze()  # the generator's bookkeeping must not pause it mid-run
     t = np.arange(160) / 8000
     tone = g711.encode((np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16), "PCMU")[INDEX.size:]
     slot_calls = [[c for c in range(calls) if c % SLOTS == s] for s in range(SLOTS)]
@@ -163,7 +165,7 @@ async def _bare_pair(forwarders: list, callee_port: int, agent_port: int) -> tup
 
 
 async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int, record: bool,
-                    recording_dir: Path, baseline: bool = False) -> dict:
+                    recording_dir: Path, baseline: bool = False, freeze_gc: bool = False) -> dict:
     settings = RtpSettings(port_min=40000, port_max=49999, inactivity_timeout_s=3600, codecs=("PCMU",))
     engine = MediaEngine(settings)
     ctx = mp.get_context("spawn")
@@ -195,6 +197,18 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
             leg_ports.append((legs[0].port, legs[1].port))
             call_number += 1
         parent.send(leg_ports)
+    gc_pauses: list[float] = []
+    gc_started: list[float] = []
+
+    def gc_timer(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            gc_pauses.append(time.perf_counter() - gc_started.pop())
+
+    gc.callbacks.append(gc_timer)
+    if freeze_gc:
+        gc.freeze()  # what a long-running switch does after start-up: long-lived objects leave the GC's scans
     lag: list[float] = []
     stop = asyncio.Event()
     lag_task = asyncio.create_task(_loop_lag(lag, stop))
@@ -205,6 +219,7 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
     wall = time.perf_counter() - wall_before
     stop.set()
     await lag_task
+    gc.callbacks.remove(gc_timer)
     cpu = (usage_after.ru_utime + usage_after.ru_stime) - (usage_before.ru_utime + usage_before.ru_stime)
     flush_max = max((b.recording.flush_seconds_max for b in bridges if b.recording), default=0.0)
     late_samples = sum(b.recording.late_samples for b in bridges if b.recording)
@@ -249,6 +264,8 @@ async def run_relay(calls: int, seconds: float, warmup_s: float, generators: int
         "generator_cpu_fraction": [r["cpu_fraction"] for r in reports],
         "generator_sender_late_max_ms": max(r["sender_late_max_s"] for r in reports) * 1000,
         "load_average_1m": os.getloadavg()[0],
+        "gc_frozen": freeze_gc, "gc_collections": len(gc_pauses),
+        "gc_pause_max_ms": max(gc_pauses, default=0.0) * 1000,
         "cpus": os.cpu_count(),
         "_delays": delays,
     }
@@ -309,6 +326,8 @@ def report(result: dict) -> None:
     print(f"  CPU: relay {result['relay_cpu_fraction']:.2f} core ({result['relay_cpu_us_per_packet']:.1f} us per "
           f"packet received), generators {', '.join(f'{c:.2f}' for c in result['generator_cpu_fraction'])} core; "
           f"generator sender late max {result['generator_sender_late_max_ms']:.1f} ms")
+    print(f"  GC: {result['gc_collections']} collections, longest pause {result['gc_pause_max_ms']:.2f} ms "
+          f"(frozen: {result['gc_frozen']})")
     verdict = result["loss_rate"] < 0.001 and e2e["p99"] < 5
     print(f"  goal (loss < 0.1 %, p99 < 5 ms): {'met' if verdict else 'NOT met'}")
 
@@ -322,6 +341,8 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="bridge without recording")
     parser.add_argument("--baseline", action="store_true",
                         help="replace the MediaEngine by a bare Python datagram forwarder: the machine's floor")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="skip gc.freeze() after set-up (a production switch freezes once started)")
     parser.add_argument("--name", default="media_relay", help="results file stem")
     args = parser.parse_args()
     import uvloop
@@ -330,7 +351,7 @@ def main() -> None:
     for calls in (int(c) for c in args.calls.split(",")):
         with tempfile.TemporaryDirectory(prefix="media_relay_") as directory:
             result = uvloop.run(run_relay(calls, args.seconds, args.warmup, args.generators, not args.no_record,
-                                          Path(directory), args.baseline))
+                                          Path(directory), args.baseline, not args.no_gc_freeze))
         report(result)
         results.append(result)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,15 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return probe.getsockname()[1]
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of another process (SIPp), from /proc: shows which side of the test saturates."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 async def start_sipp(workdir: Path, duration_s: float) -> tuple[asyncio.subprocess.Process, int]:
     binary = shutil.which("sipp")
     if binary is None:
@@ -98,6 +107,7 @@ async def run_rate(rate: float, duration_s: float) -> dict:
     elapsed_s = time.perf_counter() - begin
     cpu_s = time.process_time() - cpu_before
     await switch.stop()
+    sipp_cpu_s = process_cpu_seconds(sipp.pid)
     sipp.kill()
     await sipp.wait()
     setup_sorted = sorted(setup_s)
@@ -114,7 +124,7 @@ async def run_rate(rate: float, duration_s: float) -> dict:
         "achieved_cps": round(len(completed_at) / launched_s, 1), "setup_ms_p50": round(pct(0.5), 2),
         "setup_ms_p99": round(pct(0.99), 2), "setup_ms_max": round(setup_sorted[-1] * 1000, 2) if setup_sorted else None,
         "schedule_lag_ms_p99": round(sorted(lag_s)[int(0.99 * len(lag_s))] * 1000, 2) if lag_s else None,
-        "process_cpu_s": round(cpu_s, 2), "cpu_per_call_ms": round(cpu_s / max(1, len(completed_at)) * 1000, 3),
+        "process_cpu_s": round(cpu_s, 2), "sipp_cpu_s": sipp_cpu_s, "load_average_1m": os.getloadavg()[0], "cpu_per_call_ms": round(cpu_s / max(1, len(completed_at)) * 1000, 3),
         "completed_per_second": per_second,
     }
 

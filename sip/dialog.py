@@ -314,6 +314,8 @@ class InviteSession:
                 return [Rejected(status, response.reason, response)]
             return []
         # 2xx: the first creates the dialog; retransmissions or forks get an ACK (and a fork a BYE)
+        if self.phase is Phase.ENDED and self.dialog is None:
+            return self._ack_and_bye_fork(response)  # too late: we already reported a failure for this INVITE
         if self.dialog is not None:
             if response.to.tag == self.dialog.remote_tag and self._ack is not None:
                 return [SendAck(self._ack)]

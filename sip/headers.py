@@ -51,6 +51,9 @@ def is_token(text: str) -> bool:
 
 def split_list(value: str) -> list[str]:
     """Split a comma list, ignoring commas inside quoted strings and <...> (URIs may hold commas)."""
+    if "," not in value and '"' not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
     items: list[str] = []
     start = 0
     in_quotes = in_angle = False

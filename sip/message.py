@@ -25,6 +25,7 @@ MAX_BODY_BYTES = 1024 * 1024
 _FOLD = re.compile(r"\r?\n[ \t]+")
 _HEADER_LINE = re.compile(r"([^\s:]+)[ \t]*:[ \t]*(.*)", re.S)
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+_SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length")
 
 REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
@@ -33,7 +34,7 @@ REASONS = {
     420: "Bad Extension", 422: "Session Interval Too Small", 423: "Interval Too Brief",
     480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected",
     483: "Too Many Hops", 484: "Address Incomplete", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+    416: "Unsupported URI Scheme", 488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
     503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported", 600: "Busy Everywhere",
     603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
@@ -177,6 +178,12 @@ class Message:
         """Parse the headers every layer relies on, so errors surface at the transport, not deep inside."""
         for name in _REQUIRED:
             self._required(name)
+        seen: set[str] = set()
+        for name, _ in self.headers:
+            if name in _SINGLE:
+                if name in seen:
+                    raise SipParseError(f"{name} appears more than once")
+                seen.add(name)
         _ = (self.cseq, self.vias, self.from_, self.to, self.contacts, self.content_length, self.expires)
         if "Max-Forwards" in self.headers:
             parse_uint(self.headers.get("Max-Forwards", ""), "Max-Forwards", 255)
@@ -196,6 +203,8 @@ class Request(Message):
 
     def validate(self) -> None:
         super().validate()
+        if self.uri.scheme not in ("sip", "sips", "tel"):
+            raise SipParseError(f"unsupported URI scheme in Request-URI: {self.uri.scheme}", 416)
         if self.uri.headers is not None:
             raise SipParseError(f"Request-URI may not carry headers: {self.uri}")
         if self.cseq.method != self.method:
@@ -361,12 +370,12 @@ class StreamParser:
 
 
 def error_response_for(data: bytes, error: SipParseError) -> Response | None:
-    """The 400/505 answer to a malformed request, or None when it cannot be answered (RFC 3261 8.2, 16.3)."""
+    """The 400/416/505 answer to a malformed request, or None when it cannot be answered: responses and ACKs are
+    never answered, and without Via and CSeq the sender could not match the answer (RFC 3261 8.2.6, 18.2.2)."""
     raw = read_raw_head(data)
     if raw is None or not raw.is_request or raw.method == "ACK":
         return None
-    needed = [raw.headers.get(name) for name in _REQUIRED]
-    if any(value is None for value in needed):
+    if raw.headers.get("Via") is None or raw.headers.get("CSeq") is None:
         return None
     headers = Headers()
     for name in _REQUIRED:
@@ -374,12 +383,6 @@ def error_response_for(data: bytes, error: SipParseError) -> Response | None:
             headers.add(name, value)
     reason = re.sub(r"[\r\n]+", " ", error.reason)[:120]
     return Response(error.status, reason, headers)
-
-
-__all__ = [
-    "Headers", "Message", "Request", "Response", "REASONS", "SIP_VERSION", "SipParseError", "StreamParser",
-    "error_response_for", "make_response", "parse_message", "read_raw_head",
-]
 
 
 def make_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,

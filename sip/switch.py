@@ -23,6 +23,7 @@ from sip.dialog import (
 from sip.endpoint import SessionHandle, SipEndpoint, uri_address
 from sip.media.announcement import Announcement
 from sip.media.engine import MediaEngine, MediaLeg
+from sip.media.ports import PortsExhausted
 from sip.media.sdp import SdpError, SdpNegotiationError
 from sip.message import Request, make_response
 from sip.registrar import Registrar
@@ -174,13 +175,19 @@ class Switch:
         for name in names:
             if name not in self.trunks:
                 raise SwitchError(f"unknown trunk {name!r}; known: {sorted(self.trunks)}")
-        leg = await self.media.allocate_leg(f"callee-{number[-4:]}")
+        leg = await self._allocate_leg(f"callee-{number[-4:]}")
         call = Call(self, new_call_id(self._call_id_host()), "callee", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))
         attempt = _Attempt(names, number, caller_id, dict(headers or {}), ring_timeout_s)
         await self._try_next_trunk(call, attempt)
         return call
+
+    async def _allocate_leg(self, label: str) -> MediaLeg:
+        try:
+            return await self.media.allocate_leg(label)
+        except PortsExhausted as error:
+            raise SwitchError(f"no RTP port free for a new call: {error}") from error
 
     def _call_id_host(self) -> str:
         return self.sip.bind_host if ":" not in self.sip.bind_host else "dialer"
@@ -194,7 +201,10 @@ class Switch:
             wait = self._buckets[state.name].take(self.endpoint.now)
             if wait > 0:
                 await asyncio.sleep(wait)
-            if call.finished or call._local_hangup_reason is not None:
+            if call.finished:
+                return
+            if call._local_hangup_reason is not None:
+                self._fail_hung_up_before_invite(call)
                 return
             state.channels_in_use += 1
             attempt.channel = state
@@ -205,10 +215,11 @@ class Switch:
         silent = last_reason == SILENT_TRUNK
         self._fail(call, last_status, last_reason, "congestion" if silent or last_status == 503 else None)
 
-    def _send_invite(self, call: Call, state: TrunkState, attempt: _Attempt, authorization=None) -> None:  # type: ignore[no-untyped-def]
+    def _send_invite(self, call: Call, state: TrunkState, attempt: _Attempt) -> None:
         assert state.address is not None
         destination = state.address
         offer = call.leg.make_offer().encode()
+        call._media_answered = False  # a new trunk answers the new offer (early media of a failed one is void)
         sip_call_id = call.call_id if attempt.tries == 0 else new_call_id(self._call_id_host())
         attempt.tries += 1
         identity = state.identity_headers(attempt.caller_id)
@@ -219,8 +230,6 @@ class Switch:
                    ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"), ("Supported", "timer"),
                    ("User-Agent", self.sip.user_agent), *attempt.headers.items(),
                    ("Content-Type", "application/sdp")]
-        if authorization:
-            headers.insert(7, authorization)
         invite = Request("INVITE", state.request_uri(attempt.number), headers, offer)
         self._start_session(call, invite, destination, attempt, state)
 
@@ -361,6 +370,10 @@ class Switch:
             outcome = "no_answer" if call._cancel_reason == "no_answer" else "failed"
             self._fail(call, 487, "answered after cancel", outcome)
 
+    def _fail_hung_up_before_invite(self, call: Call) -> None:
+        outcome = "no_answer" if call._local_hangup_reason == "ring_timeout" else "failed"
+        self._fail(call, 487, f"hung up before an INVITE was out ({call._local_hangup_reason})", outcome)
+
     def _fail(self, call: Call, status: int, reason: str = "", outcome: str | None = None) -> None:
         if call.finished:
             return
@@ -383,7 +396,7 @@ class Switch:
     async def call_agent(self, uri_or_agent_id: str, ring_timeout_s: float | None = None) -> Call:
         """Call an agent's phone: a SIP URI, an agent id with a configured URI, or a registered agent."""
         target, destination = self._agent_target(uri_or_agent_id)
-        leg = await self.media.allocate_leg(f"agent-{uri_or_agent_id}")
+        leg = await self._allocate_leg(f"agent-{uri_or_agent_id}")
         call = Call(self, new_call_id(self._call_id_host()), "agent", leg)
         self.calls[call.call_id] = call
         leg.on_inactivity = lambda _leg: asyncio.ensure_future(self.hangup(call, "rtp_timeout"))
@@ -459,9 +472,12 @@ class Switch:
 
     async def hangup(self, call: Call, reason: str = "normal") -> None:
         """BYE an answered call, CANCEL a ringing one. Returns at once; the call's last event follows."""
-        if call.finished or call.handle is None:
+        if call.finished:
             return
         call._local_hangup_reason = reason
+        if call.handle is None or call.handle.session.phase.value == "ended":
+            self._fail_hung_up_before_invite(call)  # waiting for a cps slot or between two trunks
+            return
         if call.state in ("dialing", "ringing", "early"):
             call._cancel_reason = "no_answer" if reason == "ring_timeout" else "failed"
         self.endpoint.session_actions(call.handle, call.handle.session.hangup(self.endpoint.now, reason))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -54,8 +55,16 @@ def _deliver(data: bytes, source: Address, local: LocalEnd, on_message: OnMessag
     _dispatch(message, source, local, on_message)
 
 
+_LONG_DIGITS = re.compile(r"(\+?\d{3})\d{3,}(\d{4})")
+
+
+def masked(text: str) -> str:
+    """Parse errors quote header text, which may hold phone numbers: keep them out of logs (+86138****8000)."""
+    return _LONG_DIGITS.sub(r"\1****\2", text)
+
+
 def _answer_malformed(data: bytes, error: SipParseError, source: Address, reply: Callable[[bytes], None]) -> None:
-    log.info("malformed message from %s:%s: %s", source.host, source.port, error.reason)
+    log.info("malformed message from %s:%s: %s", source.host, source.port, masked(error.reason))
     try:
         response = error_response_for(data, error)
         if response is not None:
@@ -164,8 +173,10 @@ def _grow_buffers(transport: asyncio.BaseTransport, size: int) -> None:
 class TransportLayer:
     """All listening and client sockets of one SIP endpoint."""
 
-    def __init__(self, on_message: OnMessage, *, tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, on_message: OnMessage, *, tls_context: ssl.SSLContext | None = None,
+                 on_send_failure: Callable[[Message, Address], None] | None = None) -> None:
         self.on_message = on_message
+        self.on_send_failure = on_send_failure
         self.tls_context = tls_context
         self._udp: dict[int, _UdpProtocol] = {}  # by address family
         self._servers: list[asyncio.base_events.Server] = []
@@ -174,7 +185,8 @@ class TransportLayer:
         self.locals: dict[tuple[str, int], LocalEnd] = {}  # (transport, family) -> our address
 
     async def start(self, hosts: tuple[str, ...], port: int, transports: tuple[str, ...],
-                    udp_buffer_bytes: int = 4 * 1024 * 1024) -> None:
+                    udp_buffer_bytes: int = 4 * 1024 * 1024, tls_server: ssl.SSLContext | None = None) -> None:
+        """Listen on every host; UDP and TCP share a port, TLS (needs `tls_server`) takes a free one."""
         loop = asyncio.get_running_loop()
         for host in hosts:
             family = _family(host)
@@ -194,9 +206,17 @@ class TransportLayer:
                 self._servers.append(server)
                 bound = server.sockets[0].getsockname()
                 self.locals[("tcp", family)] = LocalEnd("tcp", host, bound[1])
+            if "tls" in transports and tls_server is not None:
+                server = await loop.create_server(
+                    lambda: _StreamProtocol("tls", self.on_message, self._streams), host, 0, family=family,
+                    ssl=tls_server, reuse_address=True)
+                self._servers.append(server)
+                self.locals[("tls", family)] = LocalEnd("tls", host, server.sockets[0].getsockname()[1])
 
     def local_for(self, destination: Address) -> LocalEnd:
         family = _family(destination.host)
+        if destination.transport == "tls" and ("tls", family) in self.locals:
+            return self.locals[("tls", family)]
         kind = "tcp" if destination.transport in ("tcp", "tls") else "udp"
         local = self.locals.get((kind, family)) or self.locals.get((kind, socket.AF_INET)) or next(iter(self.locals.values()))
         return local if destination.transport != "tls" else LocalEnd("tls", local.host, local.port)
@@ -228,11 +248,17 @@ class TransportLayer:
             task = asyncio.ensure_future(self._connect(destination))
             self._connecting[key] = task
             task.add_done_callback(lambda _t: self._connecting.pop(key, None))
-        task.add_done_callback(lambda t: self._write_when_ready(t, data, destination))
+        task.add_done_callback(lambda t: self._write_when_ready(t, data, message, destination))
 
-    def _write_when_ready(self, task: asyncio.Task[_StreamProtocol], data: bytes, destination: Address) -> None:
+    def _write_when_ready(self, task: asyncio.Task[_StreamProtocol], data: bytes, message: Message,
+                          destination: Address) -> None:
         if task.cancelled() or task.exception() is not None:
             log.warning("cannot connect to %s: %s", destination, None if task.cancelled() else task.exception())
+            if self.on_send_failure is not None:
+                try:
+                    self.on_send_failure(message, destination)
+                except Exception:  # noqa: BLE001
+                    log.exception("send-failure handler failed")
             return
         task.result().write(data)
 

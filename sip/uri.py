@@ -11,6 +11,7 @@ _PORT = re.compile(r"\d{1,5}")
 _HOST = re.compile(r"[A-Za-z0-9._\-]+")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _WHITESPACE = re.compile(r"\s")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class SipUri:
     port: int | None = None
     params: tuple[tuple[str, str | None], ...] = ()
     headers: str | None = None
+    opaque: str | None = None  # everything after 'scheme:' for schemes we only carry, never route on
 
     def param(self, name: str) -> str | None:
         lowered = name.lower()
@@ -47,6 +49,10 @@ class SipUri:
         return replace(self, params=kept + tuple(params.items()))
 
     def __str__(self) -> str:
+        if self.opaque is not None:
+            return f"{self.scheme}:{self.opaque}"
+        if self.scheme == "tel":
+            return f"tel:{self.user}" + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
         parts = [self.scheme, ":"]
         if self.user is not None:
             parts.append(self.user)
@@ -102,12 +108,15 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
 
 
 def parse_uri(text: str) -> SipUri:
+    """sip:, sips: and tel: URIs are parsed; any other well-formed scheme is carried opaque (RFC 3261 19.1)."""
     scheme, colon, rest = text.partition(":")
-    scheme = scheme.lower()
-    if not colon or scheme not in ("sip", "sips", "tel") or not rest:
-        raise SipParseError(f"unsupported or malformed URI {text!r}")
+    if not colon or not rest or not _SCHEME.fullmatch(scheme):
+        raise SipParseError(f"malformed URI {text!r}")
     if _WHITESPACE.search(text):
         raise SipParseError(f"whitespace inside URI {text!r}")
+    scheme = scheme.lower()
+    if scheme not in ("sip", "sips", "tel"):
+        return SipUri(scheme=scheme, host="", opaque=rest)
     if scheme == "tel":
         number, _, params = rest.partition(";")
         return SipUri(scheme=scheme, host="", user=number, params=parse_params(params))

@@ -23,6 +23,10 @@ API used by `sip/switch.py` (stable; extend, don't rename)::
 Symmetric RTP: each leg sends to the source address of the first RTP packet it receives (callers behind NAT),
 and to the SDP address until then. Every leg sends with its own SSRC; sequence numbers and timestamps continue
 across re-bridging, playback and DTMF. PCMU<->PCMA is transcoded when the bridged legs negotiated different laws.
+
+Operations: the relay costs about 13 us of CPU per packet on this machine kind (two thirds of it the recvfrom and
+sendto system calls), i.e. 0.4 core for 300 bridged, recorded calls. Call `gc.freeze()` once the process has
+started: benchmarks/media_relay.py measured full garbage collections pausing the loop up to 80 ms without it.
 """
 
 from sip.media.announcement import Announcement, AnnouncementError

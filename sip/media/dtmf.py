@@ -38,18 +38,23 @@ class DtmfReceiver:
     """Feed it telephone-event payloads; reports each event once, on its first end packet.
 
     An event is identified by its RTP timestamp (RFC 4733 2.5.1.2): retransmitted end packets and packets of an
-    event already reported are ignored. If a new event starts before the previous one ended, the previous one is
-    reported with the last duration seen and complete=False.
+    event already reported are ignored. If a new event starts before the previous one ended, or `expire` finds no
+    packet of it for `end_timeout_s` (all three end packets lost), it is reported with the last duration seen and
+    complete=False.
     """
 
-    def __init__(self, on_digit: Callable[[DtmfDigit], None], clock_rate: int = 8000) -> None:
+    def __init__(self, on_digit: Callable[[DtmfDigit], None], clock_rate: int = 8000,
+                 end_timeout_s: float = 0.5) -> None:
         self._on_digit = on_digit
         self._clock_rate = clock_rate
+        self._end_timeout_s = end_timeout_s
+        self._last_packet_at = 0.0
         self._current: tuple[int, int, int] | None = None  # (timestamp, event, duration in samples)
         self._reported_timestamp: int | None = None
         self.malformed = 0
 
-    def feed(self, payload: bytes, timestamp: int) -> None:
+    def feed(self, payload: bytes, timestamp: int, now: float = 0.0) -> None:
+        self._last_packet_at = now
         if len(payload) < 4:
             self.malformed += 1
             return
@@ -64,6 +69,11 @@ class DtmfReceiver:
         self._current = (timestamp, event, duration)
         if flags & 0x80:
             self._report(timestamp, event, duration, complete=True)
+
+    def expire(self, now: float) -> None:
+        """Report an event whose end never came (call periodically with the same clock as `feed`)."""
+        if self._current is not None and now - self._last_packet_at >= self._end_timeout_s:
+            self._report(*self._current, complete=False)
 
     def _report(self, timestamp: int, event: int, duration: int, complete: bool) -> None:
         self._current = None

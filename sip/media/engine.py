@@ -30,6 +30,8 @@ from sip.settings import RtpSettings
 log = logging.getLogger(__name__)
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _BIND_ATTEMPTS = 20
+_MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump, or a backward one beyond _MAX_MISORDER,
+_MAX_MISORDER = 100  # means the sender restarted its numbering
 
 
 class MediaError(RuntimeError):
@@ -214,10 +216,13 @@ class MediaLeg(asyncio.DatagramProtocol):
             self._new_source(ssrc, seq)
         else:
             delta = (seq - stats._max_seq) & 0xFFFF
-            if 0 < delta < 0x8000:
+            if 0 < delta <= _MAX_DROPOUT:
                 if seq < stats._max_seq:
                     stats._cycles += 0x10000
                 stats._max_seq = seq
+            elif _MAX_DROPOUT < delta < 0x10000 - _MAX_MISORDER:
+                self._new_source(ssrc, seq)  # renumbered without a new SSRC (RFC 3550 A.1): a new stream
+                self._route_ssrc = -1
         stats._received += 1
         if pt == self._audio_pt:
             out_pt = self._peer_audio_pt
@@ -226,7 +231,7 @@ class MediaLeg(asyncio.DatagramProtocol):
                 recording.feed(self._recording_channel, data if end == len(data) else data[:end], start, self._codec,
                                ts, ssrc, now)
         elif pt == self._dtmf_pt:
-            self._dtmf_receiver.feed(data[start:end], ts)
+            self._dtmf_receiver.feed(data[start:end], ts, time.monotonic())
             out_pt = self._peer_dtmf_pt
             if out_pt < 0:
                 return
@@ -360,6 +365,7 @@ class MediaLeg(asyncio.DatagramProtocol):
     # ------------------------------------------------------------ inactivity
 
     def _check_inactivity(self, now: float, timeout_s: float) -> None:
+        self._dtmf_receiver.expire(now)
         if self.stats.packets_in != self._seen_packets:
             self._seen_packets = self.stats.packets_in
             self._seen_at = now

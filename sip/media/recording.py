@@ -157,7 +157,7 @@ class CallRecording:
         if ssrc != state.ssrc:
             state.ssrc = ssrc
             state.anchor_timestamp = timestamp
-            state.anchor_position = int((now - self._start) * RATE)
+            state.anchor_position = round((now - self._start) * RATE)
         offset = (timestamp - state.anchor_timestamp) & 0xFFFFFFFF
         if offset >= 0x80000000:
             offset -= 0x100000000
@@ -179,7 +179,6 @@ class CallRecording:
                 place = 0
             else:  # reordered before the first flush: the file simply starts earlier
                 for other in self._channels:
-                    other.pad_to(0)
                     other.timeline[0:0] = _SILENCE[other.codec or "PCMU"][:-place]
                 self._base = position
                 place = 0

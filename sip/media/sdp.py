@@ -367,7 +367,7 @@ class SdpNegotiator:
         )
 
     def _audio(self, pts: list[tuple[int, RtpMap]], dtmf: tuple[int, str] | None, direction: Direction,
-               ptime_ms: int | None) -> MediaDescription:
+               ptime_ms: int | None, proto: str = "RTP/AVP") -> MediaDescription:
         rtpmaps = {pt: rtpmap for pt, rtpmap in pts}
         formats = [str(pt) for pt, _ in pts]
         fmtps: dict[int, str] = {}
@@ -375,7 +375,7 @@ class SdpNegotiator:
             rtpmaps[dtmf[0]] = RtpMap(TELEPHONE_EVENT, 8000)
             fmtps[dtmf[0]] = dtmf[1]
             formats.append(str(dtmf[0]))
-        return MediaDescription("audio", self.local_port, "RTP/AVP", tuple(formats), rtpmaps, fmtps, ptime_ms,
+        return MediaDescription("audio", self.local_port, proto, tuple(formats), rtpmaps, fmtps, ptime_ms,
                                 direction)
 
     def make_offer(self, direction: Direction = "sendrecv") -> SessionDescription:
@@ -393,7 +393,7 @@ class SdpNegotiator:
     def _pick_audio(self, remote: SessionDescription, prefer_remote_order: bool) -> tuple[int, int, int | None]:
         """(index of the audio stream, our codec payload type, remote telephone-event PT)."""
         for index, m in enumerate(remote.media):
-            if m.media != "audio" or m.port == 0 or not m.proto.startswith("RTP/AVP"):
+            if m.media != "audio" or m.port == 0 or m.proto not in ("RTP/AVP", "RTP/AVPF"):
                 continue
             candidates = [pt for pt in m.payload_types()
                           if (enc := m.encoding_of(pt)) is not None and enc.encoding.upper() in self.codecs
@@ -437,7 +437,7 @@ class SdpNegotiator:
             assert rtpmap is not None
             dtmf_entry = (dtmf, chosen.fmtps.get(dtmf, "0-15")) if dtmf is not None else None
             answers.append(self._audio([(pt, RtpMap(rtpmap.encoding, 8000))], dtmf_entry, our_direction,
-                                       self.ptime_ms))
+                                       self.ptime_ms, chosen.proto))
         answer = self._session(tuple(answers))
         self._pending_offer = None
         return answer, self._negotiated(offer, chosen, pt, dtmf, our_direction)

@@ -157,3 +157,23 @@ def test_fuzz_stream_parser_is_independent_of_segmentation(cuts: list[int]) -> N
         out += parser.feed(stream[start:cut])
         start = max(start, cut)
     assert [m.to_bytes() for m in out] == [parse_message(INVITE).to_bytes()] * 3
+
+
+def test_more_rfc4475_semantics() -> None:
+    novelsc = (DATA / "invalid" / "novelsc.sip").read_bytes()
+    with pytest.raises(SipParseError) as scheme:
+        parse_message(novelsc)
+    assert scheme.value.status == 416
+    answer = error_response_for(novelsc, scheme.value)
+    assert answer is not None and answer.status == 416
+    unkscm = parse_message((DATA / "valid" / "unkscm.sip").read_bytes())
+    assert unkscm.to.uri.scheme == "nobodyknowsthisscheme" and unkscm.to.uri.opaque == "totallyopaquecontent"
+    dblreq = parse_message((DATA / "valid" / "dblreq.sip").read_bytes())
+    assert isinstance(dblreq, Request) and dblreq.method == "REGISTER" and dblreq.body == b""
+    esc02 = parse_message((DATA / "valid" / "esc02.sip").read_bytes())
+    assert isinstance(esc02, Request) and esc02.method == "RE%47IST%45R" and len(esc02.contacts) == 2
+    insuf = (DATA / "invalid" / "insuf.sip").read_bytes()
+    with pytest.raises(SipParseError) as missing:
+        parse_message(insuf)
+    reply = error_response_for(insuf, missing.value)
+    assert reply is not None and reply.status == 400 and reply.headers.get("CSeq") == "193942 INVITE"

@@ -86,13 +86,18 @@ async def test_timeout_resolves_none_after_timer_f() -> None:
         await client.close()
 
 
-async def test_malformed_request_gets_400_malformed_response_is_dropped_and_socket_survives() -> None:
+async def options_server_and_raw_socket() -> tuple[SipEndpoint, list[Request], int, socket.socket]:
+    """An endpoint answering OPTIONS (recording them) and a non-blocking UDP socket to throw bytes at it."""
     server = await endpoint()
     seen: list[Request] = []
     answer_options(server, seen)
-    port = server.transport.locals[("udp", socket.AF_INET)].port
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     raw.setblocking(False)
+    return server, seen, server.transport.locals[("udp", socket.AF_INET)].port, raw
+
+
+async def test_malformed_request_gets_400_malformed_response_is_dropped_and_socket_survives() -> None:
+    server, seen, port, raw = await options_server_and_raw_socket()
     loop = asyncio.get_running_loop()
 
     async def receive() -> bytes:
@@ -139,4 +144,44 @@ async def test_handler_exception_does_not_escape_and_tcp_framing_survives_split_
         assert calls == ["boom", "fine"]
     finally:
         writer.close()
+        await server.close()
+
+
+def test_parse_errors_are_logged_with_numbers_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+    from sip.transport import _answer_malformed
+    from sip.errors import SipParseError
+
+    with caplog.at_level("INFO", logger="sip.transport"):
+        _answer_malformed(b"", SipParseError("bad display name in '+8613812348000 <sip:x@y>'"),
+                          Address("udp", "127.0.0.1", 5060), lambda _: None)
+    assert "+861****8000" in caplog.text and "+8613812348000" not in caplog.text
+
+
+async def test_endpoint_survives_a_storm_of_mutated_datagrams(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import random
+
+    server, seen, port, raw = await options_server_and_raw_socket()
+    good = (b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstorm%d\r\n"
+            b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: storm%d\r\nCSeq: 1 OPTIONS\r\n"
+            b"Content-Length: 0\r\n\r\n")
+    rng = random.Random(4475)
+    try:
+        for i in range(400):
+            data = bytearray(good % (i, i))
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            raw.sendto(bytes(data), ("127.0.0.1", port))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        raw.sendto(good % (9999, 9999), ("127.0.0.1", port))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3
+        while loop.time() < deadline and not any(r.call_id == "storm9999" for r in seen):
+            await asyncio.sleep(0.02)
+        assert any(r.call_id == "storm9999" for r in seen)  # still serving after the storm
+        bugs = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("sip")]
+        assert not bugs, bugs[0].getMessage()  # every bad datagram was a parse error, none a crash
+    finally:
+        raw.close()
         await server.close()

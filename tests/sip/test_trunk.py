@@ -10,7 +10,7 @@ import pytest
 
 from sip.endpoint import SipEndpoint
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
-from sip.switch import Answered, Ended, Failed, Switch
+from sip.switch import Answered, Ended, Failed, Switch, SwitchError
 from sip.transaction import Timers
 from sip.trunk import TokenBucket, TrunkRuntime, TrunkState, outcome_for, refresh_delay
 from tests.sip.fake_carrier import Carrier
@@ -68,8 +68,9 @@ def carrier_port(carrier: Carrier) -> int:
 
 
 async def switch_for(carrier: Carrier, **overrides) -> Switch:  # type: ignore[no-untyped-def]
-    trunk = TrunkSettings(name="carrier", host="127.0.0.1", port=carrier_port(carrier), username="trunkuser",
-                          password="pw", options_enabled=False, max_cps=100, **overrides)
+    values = {"name": "carrier", "host": "127.0.0.1", "port": carrier_port(carrier), "username": "trunkuser",
+              "password": "pw", "options_enabled": False, "max_cps": 100}
+    trunk = TrunkSettings(**(values | overrides))
     sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), t1_ms=20, t2_ms=160, t4_ms=200,
                       stop_grace_s=0.5)
     return await Switch.start(sip, RTP, [trunk], [])
@@ -184,3 +185,68 @@ async def test_a_silent_trunk_is_skipped_after_failover_timeout(carrier: Carrier
     finally:
         await switch.stop()
         silent.close()
+
+
+async def test_max_cps_delays_the_third_call_and_hangup_while_waiting_fails_it(carrier: Carrier) -> None:
+    carrier.challenge_invites = False
+    switch = await switch_for(carrier, max_cps=2)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = await switch.originate("carrier", "+15551230101", "+15550001111", {}, 5)
+        second = await switch.originate("carrier", "+15551230102", "+15550001111", {}, 5)
+        assert loop.time() - started < 0.2  # the burst of two goes at once
+        third = asyncio.ensure_future(switch.originate("carrier", "+15551230103", "+15550001111", {}, 5))
+        await asyncio.sleep(0.1)
+        assert not third.done()  # waiting for its calls-per-second slot
+        fourth = asyncio.ensure_future(switch.originate("carrier", "+15551230104", "+15550001111", {}, 5))
+        call = await third
+        assert loop.time() - started >= 0.45
+        for pending in list(switch.calls.values()):
+            if pending.handle is None:
+                await switch.hangup(pending)  # the fourth, still waiting for a slot
+        fourth_call = await fourth
+        failed = await last_event(fourth_call)
+        assert isinstance(failed, Failed) and failed.sip_code == 487 and failed.outcome == "failed"
+        invited = {r.to.uri.user for r in carrier.seen if r.method == "INVITE"}
+        assert "+15551230104" not in invited and "+15551230103" in invited
+        for answered_call in (first, second, call):
+            await switch.hangup(answered_call)
+    finally:
+        await switch.stop()
+
+
+async def test_refused_tcp_connection_fails_over_at_once(carrier: Carrier) -> None:
+    carrier.challenge_invites = False
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connection refused
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp", "tcp"), stop_grace_s=0.5)
+    trunks = [TrunkSettings(name="refusing", host="127.0.0.1", port=port, transport="tcp", options_enabled=False),
+              TrunkSettings(name="alive", host="127.0.0.1", port=carrier_port(carrier), options_enabled=False)]
+    switch = await Switch.start(sip, RTP, trunks, [])
+    try:
+        started = asyncio.get_running_loop().time()
+        call = await switch.originate(["refusing", "alive"], "+15551230300", "+15550001111", {}, 5)
+        async for event in call.events():
+            assert isinstance(event, Answered), event
+            break
+        assert call.trunk == "alive" and asyncio.get_running_loop().time() - started < 1.0
+        await switch.hangup(call)
+    finally:
+        await switch.stop()
+
+
+async def test_no_free_rtp_port_is_a_clear_switch_error(carrier: Carrier) -> None:
+    carrier.challenge_invites = False
+    sip = SipSettings(bind_host="127.0.0.1", port=0, transports=("udp",), stop_grace_s=0.5)
+    trunk = TrunkSettings(name="carrier", host="127.0.0.1", port=carrier_port(carrier), options_enabled=False)
+    switch = await Switch.start(sip, RtpSettings(port_min=51990, port_max=51991), [trunk], [])  # one port pair
+    try:
+        first = await switch.originate("carrier", "+15551230401", "+15550001111", {}, 5)
+        with pytest.raises(SwitchError, match="no RTP port free"):
+            await switch.originate("carrier", "+15551230402", "+15550001111", {}, 5)
+        await switch.hangup(first)
+    finally:
+        await switch.stop()

@@ -96,3 +96,17 @@ def test_shipped_default_announcement_matches_its_generator():
         shipped = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
     assert np.array_equal(shipped, default_pcm())
     assert Announcement.load(path).duration_s == pytest.approx(2.5, abs=0.02)
+
+
+def test_event_whose_end_packets_are_all_lost_expires():
+    got = []
+    receiver = DtmfReceiver(got.append, end_timeout_s=0.5)
+    for payload, _ in event_payloads("3", 100)[:4]:
+        receiver.feed(payload, 1000, now=10.0)
+    receiver.expire(10.4)
+    assert got == []
+    receiver.expire(10.6)
+    assert [(d.digit, d.duration_ms, d.complete) for d in got] == [("3", 80, False)]
+    receiver.expire(11.5)
+    feed_all(receiver, event_payloads("3", 100)[-3:], 1000)  # late end packets of the reported event
+    assert len(got) == 1

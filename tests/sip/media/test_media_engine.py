@@ -3,24 +3,12 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import dominant_frequency, media_settings, wait_for
+from media_peers import call, dominant_frequency, media_settings, wait_for
 
-from sip.media import g711
 from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfReceiver, event_payloads
 from sip.media.engine import MediaEngine, MediaError
 from sip.media.ports import PortsExhausted
-
-
-async def call(engine, peers, label, codecs=("PCMU", "PCMA"), we_offer=True, host="127.0.0.1"):
-    leg = await engine.allocate_leg(label)
-    peer = await peers(host, codecs)
-    if we_offer:
-        await peer.connect_as_answerer(leg)
-    else:
-        await peer.connect_as_offerer(leg)
-    peer.aim(leg)
-    return leg, peer
 
 
 def tone_announcement(tmp_path, seconds=0.5, frequency=600.0, rate=8000, channels=1):
@@ -166,7 +154,7 @@ async def test_dtmf_needs_telephone_event(engine, peers):
 async def test_inactivity_callback_fires_once_when_rtp_stops():
     engine = MediaEngine(media_settings(inactivity_timeout_s=0.3, inactivity_check_interval_s=0.05))
     try:
-        from conftest import FakePeer
+        from media_peers import FakePeer
         leg = await engine.allocate_leg("callee")
         peer = await FakePeer.start()
         await peer.connect_as_answerer(leg)
@@ -180,7 +168,7 @@ async def test_inactivity_callback_fires_once_when_rtp_stops():
         assert fired == []
         stopped = asyncio.get_running_loop().time()
         await wait_for(lambda: fired, timeout_s=2)
-        assert 0.25 <= fired[0] - stopped <= 0.5
+        assert 0.28 <= fired[0] - stopped <= 0.9  # not before the timeout; the upper bound allows a busy machine
         await asyncio.sleep(0.3)
         assert len(fired) == 1
         peer.close()

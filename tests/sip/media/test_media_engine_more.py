@@ -3,8 +3,7 @@ import random
 import wave
 
 import numpy as np
-from conftest import wait_for
-from test_media_engine import call
+from media_peers import call, wait_for
 
 from sip.media import g711
 from sip.media.dtmf import event_payloads
@@ -99,7 +98,7 @@ async def test_dtmf_is_relayed_with_the_other_legs_payload_type_and_reported(eng
 
 
 async def test_no_inactivity_while_the_remote_is_not_expected_to_send():
-    from conftest import FakePeer, media_settings
+    from media_peers import FakePeer, media_settings
 
     from sip.media.engine import MediaEngine
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import dominant_frequency
+from media_peers import dominant_frequency
 
 REPO = Path(__file__).resolve().parents[3]
 

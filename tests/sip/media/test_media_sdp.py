@@ -185,3 +185,10 @@ def test_any_input_parses_or_raises_sdp_error(lines, newline):
         SdpNegotiator("127.0.0.1", 40000).receive_offer(sdp)
     except SdpNegotiationError:
         pass
+
+
+def test_srtp_is_rejected_and_avpf_answered_in_kind():
+    srtp = offer_with("0").replace("RTP/AVP", "RTP/SAVP") + "m=audio 30002 RTP/AVPF 8\r\n"
+    answer, result = SdpNegotiator("127.0.0.1", 40000).receive_offer(srtp)
+    assert [(m.port, m.proto) for m in answer.media] == [(0, "RTP/SAVP"), (40000, "RTP/AVPF")]
+    assert (result.codec, result.remote_port) == ("PCMA", 30002)

@@ -4,7 +4,7 @@ import asyncio
 from pathlib import Path
 
 import uvloop
-from conftest import FakePeer, dominant_frequency, media_settings, wait_for
+from media_peers import FakePeer, dominant_frequency, media_settings, wait_for
 
 from sip.media.announcement import Announcement
 from sip.media.engine import MediaEngine
