@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compliance.cli_support import add_db_argument, parse_instant, parse_number, run_with_ledger
+from dialer.compliance_cli import add_db_argument, parse_instant, parse_number, run_with_ledger
 from compliance.ledger import OUTCOMES
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from compliance.audit import AuditRow, verify_rows
-from compliance.cli_support import add_db_argument, run_with_ledger
+from dialer.compliance_cli import add_db_argument, run_with_ledger
 from compliance.ledger import from_us
 
 

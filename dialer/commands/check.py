@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compliance.cli_support import BadInput, add_db_argument, fail, parse_instant, parse_number, run_with_ledger
+from dialer.compliance_cli import BadInput, add_db_argument, fail, parse_instant, parse_number, run_with_ledger
 from compliance.gate import CampaignContext, Gate
 from compliance.packs import CallerIdRule, PackError, UnknownPack, load_pack
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compliance.cli_support import BadInput, add_db_argument, now_utc, parse_number, read_csv, report_import, run_with_ledger
+from dialer.compliance_cli import BadInput, add_db_argument, now_utc, parse_number, read_csv, report_import, run_with_ledger
 from compliance.rules import DncEntry
 
 

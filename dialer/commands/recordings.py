@@ -6,7 +6,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from compliance.cli_support import fail
+from dialer.compliance_cli import fail
 from compliance.numbers import mask_number
 from compliance.packs import PackError, UnknownPack, load_pack
 from compliance.retention import Recording, RetentionError, keep_days, recordings_to_delete

@@ -1,4 +1,4 @@
-"""Helpers shared by the compliance officer's CLI commands (dialer/commands/{check,attempts,dnc,consent,audit}.py)."""
+"""Helpers shared by the compliance officer's CLI commands (dialer/commands/{check,attempts,dnc,consent,audit,callerid,recordings}.py)."""
 
 from __future__ import annotations
 
