@@ -158,10 +158,11 @@ def run_list(args) -> int:
     if isinstance(answer, int):
         return answer
     _, leads = answer
-    print("id\tnumber\tstatus\tattempts\tnext_attempt_at\ttime_zones")
+    print("id\tnumber\tstatus\tattempts\tnext_attempt_at\ttime_zones\tlast_outcome\tpasses")
     for lead in leads:
         due = lead.next_attempt_at.isoformat() if lead.next_attempt_at else "-"
-        print(f"{lead.id}\t{mask_number(lead.e164)}\t{lead.status}\t{lead.attempts}\t{due}\t{','.join(lead.time_zones)}")
+        print(f"{lead.id}\t{mask_number(lead.e164)}\t{lead.status}\t{lead.attempts}\t{due}\t{','.join(lead.time_zones)}"
+              f"\t{lead.last_outcome or '-'}\t{lead.passes}")
     return 0
 
 

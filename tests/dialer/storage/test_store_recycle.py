@@ -137,6 +137,13 @@ async def test_cli_recycle_reports_the_count_and_names_bad_input(store_dsn, open
     assert (lead.status, lead.attempts, lead.next_attempt_at) == ("scheduled", 0, datetime.fromisoformat(due))
     assert (await store.get_lead(answered)).status == "done"
 
+    assert await asyncio.to_thread(main, ["leads", "list", "--campaign", "spring", "--db", store_dsn]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    columns = header.split("\t")
+    listed = {int(row.split("\t")[0]): dict(zip(columns, row.split("\t"))) for row in rows}
+    assert (listed[busy]["status"], listed[busy]["last_outcome"], listed[busy]["passes"]) == ("scheduled", "busy", "1")
+    assert (listed[answered]["last_outcome"], listed[answered]["passes"]) == ("answered", "0")
+
 
 async def test_max_passes_limits_how_often_a_lead_is_recycled(store: Store):
     [lead_id] = await close_with(store, "c", "busy")
