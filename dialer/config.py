@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compliance.packs import load_pack
 from compliance.settings import CampaignCompliance, campaign_timing_problems, effective_rules
 from dialer.config_loader import ConfigError, load_model
 from dialer.demo.settings import DemoSettings
+from dialer.storage.models import RECYCLABLE_OUTCOMES, recycle_problem
 from pacing.settings import PacingSettings
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
 
@@ -65,6 +66,24 @@ class RetryRule(Frozen):
     retry_after_s: float | None = Field(..., ge=0, description="wait before the next attempt, seconds; null: never retry")
 
 
+class RecycleSettings(Frozen):
+    outcomes: tuple[str, ...] = Field(
+        ..., min_length=1, description=f"last outcomes whose closed leads are recycled, of {RECYCLABLE_OUTCOMES}"
+    )
+    recycle_after_s: float = Field(
+        3600.0, ge=0, description="a recycled lead is due this long after the campaign ran out of due leads, seconds"
+    )
+    max_passes: int = Field(1, ge=1, description="automatic recycles per lead (a manual `leads recycle` is not capped)")
+
+    @field_validator("outcomes")
+    @classmethod
+    def _recyclable(cls, outcomes: tuple[str, ...]) -> tuple[str, ...]:
+        problem = recycle_problem(outcomes)
+        if problem:
+            raise ValueError(problem)
+        return outcomes
+
+
 class RetrySettings(Frozen):
     busy: RetryRule = RetryRule(retry_after_s=600)
     no_answer: RetryRule = RetryRule(retry_after_s=7200)
@@ -72,6 +91,9 @@ class RetrySettings(Frozen):
     failed: RetryRule = RetryRule(retry_after_s=1800)
     abandoned: RetryRule = RetryRule(retry_after_s=86400)
     max_attempts: int = Field(5, ge=1, description="attempts per lead before it is closed")
+    recycle: RecycleSettings | None = Field(
+        None, description="reopen closed leads for another pass when the campaign runs out of due leads; null: off"
+    )
 
 
 class CampaignSettings(Frozen):

@@ -1,4 +1,5 @@
-"""`dialer leads import FILE --campaign NAME` and `dialer leads status --campaign NAME`."""
+"""`dialer leads import FILE --campaign NAME`, `dialer leads status|list --campaign NAME` and
+`dialer leads recycle --campaign NAME --outcomes no_answer,busy [--due ISO]`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import phonenumbers
 from compliance.numbers import mask_number
 from dialer.config import ConfigError
 from dialer.leads_csv import LeadFileError, import_leads, open_lead_file, region_of
-from dialer.storage.models import LEAD_STATUSES
+from dialer.storage.models import LEAD_STATUSES, RECYCLABLE_OUTCOMES, recycle_problem
 from dialer.storage.options import (
     DatabaseChoice,
     DatabaseUnavailable,
@@ -53,6 +54,20 @@ def register(subparsers) -> None:
     status.add_argument("--campaign", required=True)
     add_database_options(status)
     status.set_defaults(handler=run_status)
+
+    recycle = actions.add_parser(
+        "recycle", help="reopen closed leads whose last outcome is one of --outcomes, attempts reset, for a new pass"
+    )
+    recycle.add_argument("--campaign", required=True)
+    recycle.add_argument(
+        "--outcomes", required=True, metavar="LIST",
+        help=f"comma-separated last outcomes to recycle, of: {', '.join(RECYCLABLE_OUTCOMES)}",
+    )
+    recycle.add_argument(
+        "--due", metavar="ISO", help="when the reopened leads are due (ISO 8601 with offset; default: now)"
+    )
+    add_database_options(recycle)
+    recycle.set_defaults(handler=run_recycle)
 
 
 class UsageProblem(Exception):
@@ -143,8 +158,39 @@ def run_list(args) -> int:
     if isinstance(answer, int):
         return answer
     _, leads = answer
-    print("id\tnumber\tstatus\tattempts\tnext_attempt_at\ttime_zones")
+    print("id\tnumber\tstatus\tattempts\tnext_attempt_at\ttime_zones\tlast_outcome\tpasses")
     for lead in leads:
         due = lead.next_attempt_at.isoformat() if lead.next_attempt_at else "-"
-        print(f"{lead.id}\t{mask_number(lead.e164)}\t{lead.status}\t{lead.attempts}\t{due}\t{','.join(lead.time_zones)}")
+        print(f"{lead.id}\t{mask_number(lead.e164)}\t{lead.status}\t{lead.attempts}\t{due}\t{','.join(lead.time_zones)}"
+              f"\t{lead.last_outcome or '-'}\t{lead.passes}")
+    return 0
+
+
+def _recycle_choice(args) -> tuple[list[str], datetime]:
+    outcomes = [outcome.strip() for outcome in args.outcomes.split(",") if outcome.strip()]
+    problem = recycle_problem(outcomes)
+    if problem:
+        raise UsageProblem(f"--outcomes: {problem}")
+    if args.due is None:
+        return outcomes, datetime.now(timezone.utc)
+    try:
+        due = datetime.fromisoformat(args.due)
+    except ValueError:
+        raise UsageProblem(f"--due: {args.due!r} is not an ISO 8601 time") from None
+    if due.tzinfo is None:
+        raise UsageProblem(f"--due: {args.due!r} has no UTC offset (write e.g. 2026-03-02T09:00:00+00:00)")
+    return outcomes, due
+
+
+def run_recycle(args) -> int:
+    try:
+        outcomes, due = _recycle_choice(args)
+    except UsageProblem as exc:
+        print(f"dialer leads: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    answer = _query(args, lambda store, campaign: store.recycle_leads(campaign, outcomes, due))
+    if isinstance(answer, int):
+        return answer
+    campaign, reopened = answer
+    print(f"campaign {campaign}: recycled {reopened} leads ({', '.join(outcomes)}), due {due.isoformat()}")
     return 0

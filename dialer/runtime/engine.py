@@ -401,9 +401,11 @@ class Engine:
         attempted = command.outcome in ATTEMPTED_OUTCOMES
         if command.closed:
             status = "done" if command.outcome in FINISHED_OUTCOMES else "closed"
-            await self.store.finish_lead(command.lead_id, status, attempted=attempted)
+            await self.store.finish_lead(command.lead_id, status, attempted=attempted, outcome=command.outcome)
         else:
-            await self.store.schedule_lead(command.lead_id, self.clock.wall(command.at_s), attempted=attempted)
+            await self.store.schedule_lead(
+                command.lead_id, self.clock.wall(command.at_s), attempted=attempted, outcome=command.outcome
+            )
 
     async def _write_cdr(self, cdr: ev.WriteCdr) -> None:
         wall = self.clock.wall

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from compliance.numbers import ParsedNumber
@@ -37,8 +38,23 @@ async def serve_lead_request(engine: "Engine", request: ev.RequestLeads) -> None
                 at = decision.next_allowed_at
                 engine.post(ev.LeadRefused(request.campaign, lead.id, decision.reason.value,
                                            None if at is None else engine.clock.monotonic(at)))
+            if not leads and not granted:
+                await _recycle_when_dry(engine, request.campaign, now)
             if not leads or len(granted) >= request.count:
                 break
     finally:
         # Always answered, so that the core's pending request is settled even when the store failed midway.
         engine.post(ev.LeadsGranted(request.campaign, request.request_id, tuple(granted)))
+
+
+async def _recycle_when_dry(engine: "Engine", campaign: str, now: datetime) -> None:
+    """Automatic list recycling (retry.recycle): the campaign has no due lead, so closed leads whose last outcome
+    was chosen are reopened, due recycle_after_s from now; the gate still decides each dial."""
+    recycle = engine.core.campaigns[campaign].settings.retry.recycle
+    if recycle is None:
+        return
+    due = now + timedelta(seconds=recycle.recycle_after_s)
+    reopened = await engine.store.recycle_leads(campaign, recycle.outcomes, due, max_passes=recycle.max_passes)
+    if reopened:
+        log.info("campaign %s: recycled %d closed leads (%s), due %s", campaign, reopened,
+                 ",".join(recycle.outcomes), due.isoformat())

@@ -18,6 +18,7 @@ from dialer.storage.models import (
     Disposition,
     Lead,
     NewLead,
+    recycle_problem,
 )
 
 EXPORT_PAGE_ROWS = 1000
@@ -50,6 +51,15 @@ def check_final_status(status: str) -> None:
 def check_outcome(outcome: str) -> None:
     if outcome not in CDR_OUTCOMES:
         raise ValueError(f"close_cdr: outcome must be one of {CDR_OUTCOMES}, got {outcome!r}")
+
+
+def check_recycle_outcomes(outcomes: Iterable[str]) -> list[str]:
+    """The outcomes to recycle, sorted and distinct; refuses an empty set and any outcome that may not be recycled."""
+    chosen = sorted(set(outcomes))
+    problem = recycle_problem(chosen)
+    if problem:
+        raise ValueError(f"recycle_leads: {problem}")
+    return chosen
 
 
 def check_cdr_update(values: dict[str, object]) -> list[str]:
@@ -101,14 +111,26 @@ class Store(abc.ABC):
         dialing for this node, so that no two nodes or tasks ever claim the same lead."""
 
     @abc.abstractmethod
-    async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
-        """Put a lead back in the hopper, due at next_attempt_at; `attempted` counts a dial attempt.
+    async def schedule_lead(
+        self, lead_id: int, next_attempt_at: datetime, *, attempted: bool, outcome: str | None = None
+    ) -> bool:
+        """Put a lead back in the hopper, due at next_attempt_at; `attempted` counts a dial attempt; `outcome`
+        (the call outcome or gate reason), when given, becomes the lead's last_outcome.
         Returns False when no such lead exists."""
 
     @abc.abstractmethod
-    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool) -> bool:
-        """Take a lead out of the hopper for good: status "done" (reached) or "closed" (attempts used up,
-        refused for good). Returns False when no such lead exists."""
+    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool, outcome: str | None = None) -> bool:
+        """Take a lead out of the hopper: status "done" (reached) or "closed" (attempts used up, refused for
+        good); `outcome` as for schedule_lead. Returns False when no such lead exists."""
+
+    @abc.abstractmethod
+    async def recycle_leads(
+        self, campaign: str, outcomes: Iterable[str], due_at: datetime, *, max_passes: int | None = None
+    ) -> int:
+        """List recycling: the campaign's closed leads whose last outcome is in `outcomes` (each one of
+        RECYCLABLE_OUTCOMES) go back to the hopper for a new pass, attempts reset to 0, due at `due_at`, their
+        pass count raised by one; with `max_passes`, only leads recycled fewer times than that.
+        Reached leads ("done") and leads closed for any other reason stay closed. Returns how many reopened."""
 
     @abc.abstractmethod
     async def release_dialing_leads(self, node: str) -> int:

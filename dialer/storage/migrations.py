@@ -81,6 +81,15 @@ STEPS: tuple[tuple[int, tuple[str, ...]], ...] = (
         # crash recovery asks, per released lead, whether its call had started
         ("CREATE INDEX cdrs_lead ON cdrs (lead_id, started_at)",),
     ),
+    (
+        3,
+        # list recycling reopens closed leads by the outcome (or gate reason) that closed them
+        (
+            "ALTER TABLE leads ADD COLUMN last_outcome TEXT",
+            "ALTER TABLE leads ADD COLUMN passes INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX leads_recyclable ON leads (campaign, last_outcome) WHERE status = 'closed'",
+        ),
+    ),
 )
 
 LATEST_VERSION = STEPS[-1][0]

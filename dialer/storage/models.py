@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal
@@ -44,6 +45,8 @@ class Lead:
     priority: int
     fields: dict[str, str]
     claimed_by: str | None
+    last_outcome: str | None = None  # the call outcome or gate reason of the latest schedule/finish
+    passes: int = 0  # times the lead was recycled
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,21 @@ class Cdr:
 CDR_OUTCOMES: tuple[str, ...] = (
     "answered", "busy", "no_answer", "invalid", "rejected", "congestion", "failed", "abandoned",
 )
+
+# Outcomes after which a closed lead may be recycled for another pass. Never: answered (reached), invalid
+# (no such number), rejected (the callee declined), nor any gate reason (DNC, consent, caps: compliance closed it).
+RECYCLABLE_OUTCOMES: tuple[str, ...] = ("busy", "no_answer", "congestion", "failed", "abandoned")
+
+
+def recycle_problem(outcomes: Iterable[str]) -> str | None:
+    """Why these outcomes cannot be recycled (none given, or one not recyclable), or None when they can."""
+    chosen = list(outcomes)
+    if not chosen:
+        return "no outcomes given"
+    for outcome in chosen:
+        if outcome not in RECYCLABLE_OUTCOMES:
+            return f"{outcome!r} cannot be recycled (recyclable: {', '.join(RECYCLABLE_OUTCOMES)})"
+    return None
 
 # Columns a caller may set on a live CDR with Store.update_cdr.
 CDR_UPDATABLE: frozenset[str] = frozenset({"trunk", "agent_id", "answered_at", "bridged_at", "sip_code", "recording_path"})

@@ -20,6 +20,7 @@ from dialer.storage.base import (
     check_cdr_update,
     check_final_status,
     check_outcome,
+    check_recycle_outcomes,
     utc,
 )
 from dialer.storage.migrations import pending_steps, schema_version_table
@@ -36,7 +37,8 @@ from dialer.storage.models import (
 )
 
 LEAD_COLUMNS = (
-    "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by"
+    "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by,"
+    " last_outcome, passes"
 )
 MIGRATION_LOCK_KEY = 0x6469616C6572  # "dialer"
 
@@ -54,6 +56,8 @@ def lead_from_record(record: asyncpg.Record) -> Lead:
         priority=record["priority"],
         fields=record["fields"],
         claimed_by=record["claimed_by"],
+        last_outcome=record["last_outcome"],
+        passes=record["passes"],
     )
 
 
@@ -181,22 +185,36 @@ class PostgresStore(Store):
                 claimed += sorted(batch, key=lambda lead: (lead.next_attempt_at, lead.id))
         return claimed
 
-    async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
+    async def schedule_lead(
+        self, lead_id: int, next_attempt_at: datetime, *, attempted: bool, outcome: str | None = None
+    ) -> bool:
         status = await self._pool.execute(
             "UPDATE leads SET status = 'scheduled', next_attempt_at = $1, attempts = attempts + $2,"
-            " claimed_by = NULL, claimed_at = NULL WHERE id = $3",
-            utc(next_attempt_at), int(attempted), lead_id,
+            " last_outcome = COALESCE($4, last_outcome), claimed_by = NULL, claimed_at = NULL WHERE id = $3",
+            utc(next_attempt_at), int(attempted), lead_id, outcome,
         )
         return status == "UPDATE 1"
 
-    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool) -> bool:
+    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool, outcome: str | None = None) -> bool:
         check_final_status(status)
         result = await self._pool.execute(
             "UPDATE leads SET status = $1, next_attempt_at = NULL, attempts = attempts + $2,"
-            " claimed_by = NULL, claimed_at = NULL WHERE id = $3",
-            status, int(attempted), lead_id,
+            " last_outcome = COALESCE($4, last_outcome), claimed_by = NULL, claimed_at = NULL WHERE id = $3",
+            status, int(attempted), lead_id, outcome,
         )
         return result == "UPDATE 1"
+
+    async def recycle_leads(
+        self, campaign: str, outcomes: Iterable[str], due_at: datetime, *, max_passes: int | None = None
+    ) -> int:
+        chosen = check_recycle_outcomes(outcomes)
+        result = await self._pool.execute(
+            "UPDATE leads SET status = 'scheduled', attempts = 0, next_attempt_at = $2, passes = passes + 1"
+            " WHERE campaign = $1 AND status = 'closed' AND ($4::int IS NULL OR passes < $4)"
+            " AND last_outcome = ANY($3::text[])",
+            campaign, utc(due_at), chosen, max_passes,
+        )
+        return int(result.split()[-1])
 
     async def release_dialing_leads(self, node: str) -> int:
         result = await self._pool.execute(

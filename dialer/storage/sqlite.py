@@ -33,6 +33,7 @@ from dialer.storage.base import (
     check_cdr_update,
     check_final_status,
     check_outcome,
+    check_recycle_outcomes,
     utc,
 )
 from dialer.storage.migrations import pending_steps, schema_version_table
@@ -49,7 +50,8 @@ from dialer.storage.models import (
 )
 
 LEAD_COLUMNS = (
-    "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by"
+    "id, campaign, e164, raw_number, time_zones, status, attempts, next_attempt_at, priority, fields, claimed_by,"
+    " last_outcome, passes"
 )
 TIME_COLUMNS = frozenset({"started_at", "answered_at", "bridged_at", "ended_at"})
 # The hopper walks the campaign's priorities from the top (each step one index seek), then takes due leads of
@@ -84,6 +86,8 @@ def lead_from_row(row: aiosqlite.Row) -> Lead:
         priority=row[8],
         fields=json.loads(row[9]),
         claimed_by=row[10],
+        last_outcome=row[11],
+        passes=row[12],
     )
 
 
@@ -265,24 +269,39 @@ class SqliteStore(Store):
                 claimed += sorted(batch, key=lambda lead: (lead.next_attempt_at, lead.id))
         return claimed
 
-    async def schedule_lead(self, lead_id: int, next_attempt_at: datetime, *, attempted: bool) -> bool:
+    async def schedule_lead(
+        self, lead_id: int, next_attempt_at: datetime, *, attempted: bool, outcome: str | None = None
+    ) -> bool:
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE leads SET status = 'scheduled', next_attempt_at = ?, attempts = attempts + ?,"
-                " claimed_by = NULL, claimed_at = NULL WHERE id = ?",
-                (to_text(next_attempt_at), int(attempted), lead_id),
+                " last_outcome = COALESCE(?, last_outcome), claimed_by = NULL, claimed_at = NULL WHERE id = ?",
+                (to_text(next_attempt_at), int(attempted), outcome, lead_id),
             )
             return cursor.rowcount == 1
 
-    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool) -> bool:
+    async def finish_lead(self, lead_id: int, status: str, *, attempted: bool, outcome: str | None = None) -> bool:
         check_final_status(status)
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE leads SET status = ?, next_attempt_at = NULL, attempts = attempts + ?,"
-                " claimed_by = NULL, claimed_at = NULL WHERE id = ?",
-                (status, int(attempted), lead_id),
+                " last_outcome = COALESCE(?, last_outcome), claimed_by = NULL, claimed_at = NULL WHERE id = ?",
+                (status, int(attempted), outcome, lead_id),
             )
             return cursor.rowcount == 1
+
+    async def recycle_leads(
+        self, campaign: str, outcomes: Iterable[str], due_at: datetime, *, max_passes: int | None = None
+    ) -> int:
+        chosen = check_recycle_outcomes(outcomes)
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE leads SET status = 'scheduled', attempts = 0, next_attempt_at = ?, passes = passes + 1"
+                " WHERE campaign = ? AND status = 'closed' AND (? IS NULL OR passes < ?)"
+                f" AND last_outcome IN ({', '.join('?' * len(chosen))})",
+                (to_text(due_at), campaign, max_passes, max_passes, *chosen),
+            )
+            return cursor.rowcount
 
     async def release_dialing_leads(self, node: str) -> int:
         async with self._write() as db:

@@ -51,6 +51,7 @@ async def test_answered_calls_are_bridged_recorded_and_settled(tmp_path, databas
         await asyncio.sleep(0.3)
         counts = await engine.store.count_leads("c1")
         assert counts["done"] == 4
+        assert {l.last_outcome for l in await engine.store.list_leads("c1")} == {"answered"}
         cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
         assert len(cdrs) == 4
         for cdr in cdrs:
@@ -91,6 +92,7 @@ async def test_gate_refusal_is_never_originated_and_is_rescheduled(tmp_path) -> 
         assert leads[outside].attempts == 0 and leads[outside].status == "scheduled"
         assert leads[outside].next_attempt_at > now_utc()
         assert leads[inside].attempts == 1 and leads[inside].status == "scheduled"  # busy: retried later
+        assert (leads[outside].last_outcome, leads[inside].last_outcome) == ("outside_calling_window", "busy")
     finally:
         await engine.stop(grace_s=1)
 
