@@ -42,11 +42,11 @@ class PacingSettings(BaseModel):
         2.0, gt=0, description="time step of that look-ahead, seconds; default 2"
     )
     aim_fraction: float = Field(
-        0.9,
+        0.95,
         gt=0,
         le=1,
         description="the closed loop aims at this fraction of target_abandon_rate (headroom for chance), ratio;"
-        " default 0.9",
+        " default 0.95",
     )
     initial_marginal_factor: float = Field(
         0.3,
@@ -71,7 +71,7 @@ class PacingSettings(BaseModel):
         0.02, gt=0, description="lowest marginal ratio, as a fraction of target_abandon_rate; default 0.02"
     )
     closed_loop_max_factor: float = Field(
-        3.0, gt=0, description="highest marginal ratio, as a fraction of target_abandon_rate; default 3"
+        5.0, gt=0, description="highest marginal ratio, as a fraction of target_abandon_rate; default 5"
     )
     # estimators
     answer_rate_short_window: int = Field(
