@@ -21,6 +21,7 @@ from pacing.model import (
 )
 from pacing.settings import PacingSettings
 
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 _RING_STEP_S = 0.5
 _TALK_STEP_S = 1.0
 
@@ -30,12 +31,18 @@ def next_call_abandonment(mean0: np.ndarray, var0: np.ndarray, new_call: np.ndar
 
     mean0, var0: mean and variance of D(t_j) = answers by t_j - agents free by t_j + connect limit, over the grid,
     before any new call; new_call: P(a new call is answered by t_j). The (n+1)-th call answering in (t_j-1, t_j]
-    finds no agent when D(t_j) >= 0 with the n before it (normal, continuity-corrected).
+    finds no agent when D(t_j) >= 0 with the n before it (normal, continuity-corrected), D(t_j) lowered by the
+    surplus answers expected dropped before t_j (the running maximum of E[max(D, 0)]).
     """
     n = np.arange(max_new, dtype=float)[:, None]
     mean = mean0 + n * new_call
     sd = np.sqrt(var0 + n * (new_call * (1 - new_call))) + 1e-9
     answered_in_step = np.diff(new_call, prepend=0.0)
+    # surplus answers before t_j are dropped, not served: they no longer stand between the next call and an agent
+    z = mean / sd
+    expected_surplus = mean * ndtr(z) + sd * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    dropped_before = np.maximum.accumulate(expected_surplus, axis=1)[:, :-1]
+    mean[:, 1:] -= dropped_before
     return (answered_in_step * ndtr((mean + 0.5) / sd)).sum(axis=1)
 
 

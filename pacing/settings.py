@@ -36,10 +36,13 @@ class PacingSettings(BaseModel):
     )
     # the abandonment model
     horizon_s: float = Field(
-        20.0, gt=0, description="how far ahead answers are matched with agents coming free, seconds; default 20"
+        26.0,
+        gt=0,
+        description="how far ahead answers are matched with agents coming free; should cover the no-answer timeout,"
+        " seconds; default 26",
     )
     horizon_step_s: float = Field(
-        2.0, gt=0, description="time step of that look-ahead, seconds; default 2"
+        1.0, gt=0, description="time step of that look-ahead, seconds; default 1"
     )
     aim_fraction: float = Field(
         0.95,

@@ -203,6 +203,10 @@ def test_next_call_abandonment_matches_a_monte_carlo_of_the_same_bernoullis():
         d = base + new_by[:, :k].sum(1)  # D(t_j) with the k calls launched before
         answered = new_by[:, k]
         first = np.argmax(answered, axis=1)  # the step the weighed call answers in
-        lost = answered.any(1) & (d[np.arange(samples), first] >= 0)
-        assert model[k] == pytest.approx(lost.mean(), abs=0.01)
+        # it finds no agent when D at its answer is at least every earlier surplus (those answers were dropped)
+        dropped_before = np.maximum.accumulate(np.maximum(d, 0), axis=1)
+        dropped_before = np.concatenate((np.zeros((samples, 1)), dropped_before[:, :-1]), axis=1)
+        rows = np.arange(samples)
+        lost = answered.any(1) & (d[rows, first] >= dropped_before[rows, first])
+        assert model[k] == pytest.approx(lost.mean(), rel=0.15)
     assert np.all(np.diff(model) > 0)  # each further call is riskier than the one before
