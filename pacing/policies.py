@@ -26,6 +26,26 @@ _RING_STEP_S = 0.5
 _TALK_STEP_S = 1.0
 
 
+def next_call_abandonment(mean0: np.ndarray, var0: np.ndarray, new_call: np.ndarray, max_new: int) -> np.ndarray:
+    """P(the (n+1)-th new call is answered and abandoned) for n = 0 .. max_new-1.
+
+    mean0, var0: mean and variance of D(t_j) = answers by t_j - agents free by t_j + connect limit, over the grid,
+    before any new call; new_call: P(a new call is answered by t_j). The (n+1)-th call answering in (t_j-1, t_j]
+    finds no agent when D(t_j) >= 0 with the n before it (normal, continuity-corrected), D(t_j) lowered by the
+    surplus answers expected dropped before t_j (the running maximum of E[max(D, 0)]).
+    """
+    n = np.arange(max_new, dtype=float)[:, None]
+    mean = mean0 + n * new_call
+    sd = np.sqrt(var0 + n * (new_call * (1 - new_call))) + 1e-9
+    answered_in_step = np.diff(new_call, prepend=0.0)
+    # surplus answers before t_j are dropped, not served: they no longer stand between the next call and an agent
+    z = mean / sd
+    expected_surplus = mean * ndtr(z) + sd * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    dropped_before = np.maximum.accumulate(expected_surplus, axis=1)[:, :-1]
+    mean[:, 1:] -= dropped_before
+    return (answered_in_step * ndtr((mean + 0.5) / sd)).sum(axis=1)
+
+
 class ProgressivePolicy:
     """At most one call ringing or waiting per ready agent."""
 
@@ -47,17 +67,19 @@ class PreviewPolicy(ProgressivePolicy):
 class PredictivePolicy:
     """Launch the most calls for which the expected abandoned calls per answered call stay under the target.
 
-    Each additional call must carry an expected abandonment (the shortage it adds) of at most the model target
-    times its answer probability: the Lagrangian form of "maximise answered calls subject to abandoned/answered
-    <= target", which does not let calls already in flight lend their headroom to new ones.
+    Each additional call must carry an expected abandonment of at most the model target times its answer
+    probability: the Lagrangian form of "maximise answered calls subject to abandoned/answered <= target", which
+    does not let calls already in flight lend their headroom to new ones.
 
-    Over the look-ahead grid t_1..t_J (horizon_s), D(t) = answers by t - agents free by t + connect limit. Answers
-    come from calls already ringing (conditioned on their elapsed ring time), calls answered and waiting, and n new
-    calls; agents come free from ready, wrap-up and talk (conditioned on elapsed times). Each term is a Bernoulli;
-    D is taken as normal with the summed means and variances, and E[max(D(t), 0)] (the answers that find no agent)
-    maximised over t estimates the abandoned calls (an underestimate of E[max_t], so the model's target is set by
-    a closed loop on the regulatory window's measured abandon rate, which steers the window's total under
-    `target_abandon_rate`).
+    Over the look-ahead grid t_1..t_J (horizon_s in steps of horizon_step_s), D(t) = answers by t - agents free by
+    t + connect limit. Answers come from calls already ringing (conditioned on their elapsed ring time), calls
+    answered and waiting, and the new calls launched before the one weighed; agents come free from ready, wrap-up
+    (its remaining time is known) and talk (conditioned on elapsed times). Each term is a Bernoulli and D is taken
+    as normal with the summed means and variances. The next call is abandoned when it answers in (t_j-1, t_j] while
+    D(t_j) >= 0: its expected abandonment is sum_j P(answers in step j) * P(D(t_j) >= 0). The model leaves out that
+    earlier surplus answers are dropped rather than served, and the clustering of shortages, so its target is set
+    by a closed loop on the regulatory window's measured abandon rate, which steers the window's total under
+    `target_abandon_rate`.
     """
 
     def __init__(self, settings: PacingSettings, *, abandon_window_s: float, connect_limit_s: float = 2.0) -> None:
@@ -173,14 +195,7 @@ class PredictivePolicy:
         # beyond this many new calls the expected answers exceed every agent that could come free
         enough = int(np.ceil((6.0 * np.sqrt(var0[-1] + 1.0) - mean0[-1]) / max(new_call[-1], 1e-3)))
         max_new = min(max_new, max(enough, 1))
-        n = np.arange(max_new + 1, dtype=float)[:, None]
-        mean = mean0 + n * new_call
-        sd = np.sqrt(var0 + n * (new_call * (1 - new_call))) + 1e-9
-        z = mean / sd
-        shortage = mean * ndtr(z) + sd * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
-        abandons = shortage.max(axis=1)
-        # the k-th new call is launched while the abandons it adds stay under `target` times the answers it adds
-        affordable = np.diff(abandons) <= target * new_call[-1]
+        affordable = next_call_abandonment(mean0, var0, new_call, max_new) <= target * new_call[-1]
         return max_new if affordable.all() else int(np.argmin(affordable))
 
     def _answers_by(self, elapsed: list[float]) -> np.ndarray:

@@ -36,17 +36,20 @@ class PacingSettings(BaseModel):
     )
     # the abandonment model
     horizon_s: float = Field(
-        20.0, gt=0, description="how far ahead answers are matched with agents coming free, seconds; default 20"
+        26.0,
+        gt=0,
+        description="how far ahead answers are matched with agents coming free; should cover the no-answer timeout,"
+        " seconds; default 26",
     )
     horizon_step_s: float = Field(
-        2.0, gt=0, description="time step of that look-ahead, seconds; default 2"
+        1.0, gt=0, description="time step of that look-ahead, seconds; default 1"
     )
     aim_fraction: float = Field(
-        0.9,
+        0.95,
         gt=0,
         le=1,
         description="the closed loop aims at this fraction of target_abandon_rate (headroom for chance), ratio;"
-        " default 0.9",
+        " default 0.95",
     )
     initial_marginal_factor: float = Field(
         0.3,
@@ -71,7 +74,7 @@ class PacingSettings(BaseModel):
         0.02, gt=0, description="lowest marginal ratio, as a fraction of target_abandon_rate; default 0.02"
     )
     closed_loop_max_factor: float = Field(
-        3.0, gt=0, description="highest marginal ratio, as a fraction of target_abandon_rate; default 3"
+        5.0, gt=0, description="highest marginal ratio, as a fraction of target_abandon_rate; default 5"
     )
     # estimators
     answer_rate_short_window: int = Field(

@@ -17,7 +17,7 @@ from pacing import (
 )
 from pacing.adapt import AdaptPolicy
 from pacing.model import capacity
-from pacing.policies import PredictivePolicy
+from pacing.policies import PredictivePolicy, next_call_abandonment
 
 MODES = ("preview", "progressive", "predictive", "adapt")
 
@@ -179,3 +179,34 @@ def test_never_negative_never_over_the_caps_progressive_under_the_abandon_cap(sn
     assert busy_lines + launched <= max(int(lines * available + 1e-9), busy_lines)
     if snap.abandon_cap_active or available == 0:
         assert launched == max(0, min(ready - busy_lines, snap.free_trunk_channels, int(lines * available + 1e-9) - busy_lines))
+
+
+def test_next_call_abandonment_matches_a_monte_carlo_of_the_same_bernoullis():
+    """The normal approximation of P(the next call's answer finds no agent) against sampling every call and agent."""
+    rng = np.random.default_rng(7)
+    grid = np.arange(1, 11)
+    ringing = np.clip(0.03 * grid[None, :] * rng.uniform(0.3, 1.0, (30, 1)), 0, 0.35)  # P(answered by t_j), 30 calls
+    freeing = np.clip(0.02 * grid[None, :] * rng.uniform(0.2, 1.0, (20, 1)), 0, 1)  # P(free by t_j), 20 agents
+    new_call = np.clip(0.035 * grid, 0, 0.3)
+    ready, max_new = 2, 6
+    mean0 = ringing.sum(0) - ready - freeing.sum(0)
+    var0 = (ringing * (1 - ringing)).sum(0) + (freeing * (1 - freeing)).sum(0)
+    model = next_call_abandonment(mean0, var0, new_call, max_new)
+
+    samples = 40_000
+    answers = (rng.random((samples, 30, 1)) < ringing[None]).sum(1)  # cumulative counts by t_j
+    frees = (rng.random((samples, 20, 1)) < freeing[None]).sum(1)
+    new_u = rng.random((samples, max_new + 1, 1))
+    new_by = new_u < new_call[None, None, :]  # (samples, call, j): answered by t_j
+    base = answers - ready - frees
+    for k in range(max_new):
+        d = base + new_by[:, :k].sum(1)  # D(t_j) with the k calls launched before
+        answered = new_by[:, k]
+        first = np.argmax(answered, axis=1)  # the step the weighed call answers in
+        # it finds no agent when D at its answer is at least every earlier surplus (those answers were dropped)
+        dropped_before = np.maximum.accumulate(np.maximum(d, 0), axis=1)
+        dropped_before = np.concatenate((np.zeros((samples, 1)), dropped_before[:, :-1]), axis=1)
+        rows = np.arange(samples)
+        lost = answered.any(1) & (d[rows, first] >= dropped_before[rows, first])
+        assert model[k] == pytest.approx(lost.mean(), rel=0.15)
+    assert np.all(np.diff(model) > 0)  # each further call is riskier than the one before
