@@ -9,6 +9,7 @@ different G.711 laws, and sends it. Nothing else is allocated per packet.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import struct
@@ -32,6 +33,15 @@ _SEQ_TS_SSRC = struct.Struct("!HII")
 _BIND_ATTEMPTS = 20
 _MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump, or a backward one beyond _MAX_MISORDER,
 _MAX_MISORDER = 100  # means the sender restarted its numbering
+
+
+def _same_host(source: tuple | None, host: str) -> bool:
+    if source is None:
+        return False
+    try:
+        return ipaddress.ip_address(source[0]) == ipaddress.ip_address(host)
+    except ValueError:
+        return False
 
 
 class MediaError(RuntimeError):
@@ -167,11 +177,12 @@ class MediaLeg(asyncio.DatagramProtocol):
         previous = self.negotiated
         self.negotiated = negotiated
         if previous is None or previous.remote_address != negotiated.remote_address:
-            if previous is not None or self._source != negotiated.remote_address:
-                # re-latch: the remote moved, or media before the answer came from elsewhere than it says
+            if previous is not None or not _same_host(self._source, negotiated.remote_host):
+                # re-latch: the remote moved, or media before the answer came from another host than it names
+                # (a stranger's early packets must not keep the leg; a port differing is usual, so it may)
                 self._source = None
                 self._held = None
-            self._send_address = negotiated.remote_address
+            self._send_address = self._source or negotiated.remote_address
         self._early_codecs = {}
         self._sending = negotiated.we_send
         self._audio_pt = negotiated.payload_type

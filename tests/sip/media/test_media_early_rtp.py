@@ -74,10 +74,29 @@ async def test_before_the_answer_we_send_nothing_back_to_an_unverified_source(en
     assert callee.received == []
 
 
-async def test_early_source_other_than_the_answer_address_loses_the_latch(engine, peers):
+async def test_early_source_on_the_answer_host_keeps_the_latch_and_its_packet_is_relayed_at_bridge(engine, peers):
+    """The callee's RTP may leave from another port than its SDP names (SIPp's play_pcap_audio, port-changing
+    NAT keeps the host): the early packet is kept and relayed by bridge() right after the answer."""
+    callee_leg, callee, answer = await offered_but_unanswered(engine, peers, "callee")
+    sender = await peers()
+    sender.negotiated = callee.negotiated
+    sender.aim(callee_leg)
+    agent_leg, agent = await call(engine, peers, "agent", we_offer=False)
+    sender.send(PAYLOAD, pt=0)
+    await wait_for(lambda: callee_leg.stats.packets_in == 1)
+    callee_leg.apply_answer(answer)
+    engine.bridge(callee_leg, agent_leg)
+    await wait_for(lambda: len(agent.received) == 1)
+    assert callee_leg.remote_address == ("127.0.0.1", sender.port)  # symmetric RTP: back to where it came from
+    callee.send(PAYLOAD, pt=0, seq=callee.seq + 1)  # the SDP port itself is now a different source
+    await wait_for(lambda: callee_leg.stats.packets_ignored == 1)
+    assert len(agent.received) == 1
+
+
+async def test_early_source_other_than_the_answer_host_loses_the_latch(engine, peers):
     """A stranger who sends first before the answer does not keep the leg: the answer's address checks apply."""
     callee_leg, callee, answer = await offered_but_unanswered(engine, peers, "callee")
-    stranger = await peers()
+    stranger = await peers("127.0.0.2")
     stranger.negotiated = callee.negotiated
     stranger.aim(callee_leg)
     agent_leg, agent = await call(engine, peers, "agent", we_offer=False)
