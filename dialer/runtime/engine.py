@@ -11,6 +11,7 @@ outcome and retry are written once the call is over.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -124,6 +125,14 @@ class Engine:
                     await self.start_campaign(campaign.name)
                 except PermissionError as exc:
                     log.error("not resuming: %s", exc)
+        # Everything allocated so far (config, switch, stores, servers, imported modules) lives as long as the
+        # process: take it out of the collector's scans, so a full collection walks only what calls allocate (the
+        # media and SIP benchmarks measured full-collection pauses of 80 ms - 0.6 s without this, 0.4 - 13 ms with
+        # it). Collect first so that start-up garbage is not frozen for good. The thresholds stay at Python's
+        # default: raising the first to 10000 (benchmarks/sip_cps.py, 150 calls/s, frozen) only pushed the full
+        # collection out of a 10 s window while the young collections' worst pause grew from ~7 ms to ~65-70 ms.
+        gc.collect()
+        gc.freeze()
         log.info("engine started: node=%s sip_port=%s api_port=%s metrics_port=%s", node.name, self.sip_port,
                  self.api_port, self.metrics_port)
 
@@ -181,6 +190,7 @@ class Engine:
             await self.store.close()
         if self.gate is not None:
             await self.gate.close()
+        gc.unfreeze()  # what start() froze is garbage now (an in-process restart, tests): let the collector see it
         log.info("engine stopped: node=%s", self.config.node.name)
 
     def _dialling(self) -> bool:

@@ -9,6 +9,7 @@ different G.711 laws, and sends it. Nothing else is allocated per packet.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import struct
@@ -24,7 +25,7 @@ from sip.media.dtmf import DtmfDigit, DtmfReceiver, event_payloads
 from sip.media.ports import PortPool, PortsExhausted
 from sip.media.recording import CallRecording, RecordingWriter
 from sip.media.rtp import HEADER_SIZE, RTP_HEADER, RtpError, payload_bounds
-from sip.media.sdp import Direction, Negotiated, SdpNegotiator, SessionDescription
+from sip.media.sdp import SUPPORTED_CODECS, Direction, Negotiated, SdpNegotiator, SessionDescription
 from sip.settings import RtpSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,15 @@ _SEQ_TS_SSRC = struct.Struct("!HII")
 _BIND_ATTEMPTS = 20
 _MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump, or a backward one beyond _MAX_MISORDER,
 _MAX_MISORDER = 100  # means the sender restarted its numbering
+
+
+def _same_host(source: tuple | None, host: str) -> bool:
+    if source is None:
+        return False
+    try:
+        return ipaddress.ip_address(source[0]) == ipaddress.ip_address(host)
+    except ValueError:
+        return False
 
 
 class MediaError(RuntimeError):
@@ -114,6 +124,10 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._audio_pt = -1
         self._dtmf_pt = -1
         self._codec = "PCMU"
+        # RFC 3264 5.1: until the first answer, accept what we offered (payload type -> encoding name)
+        self._early_codecs: dict[int, str] = {}
+        self._held: bytes | None = None  # last audio packet received while unbridged, relayed on bridge()
+        self._held_at = 0.0
         self._dtmf_receiver = DtmfReceiver(self._dtmf_received)
         # outgoing stream state, shared by relay, playback and DTMF so the remote sees one continuous stream
         self._next_seq = random.getrandbits(16)
@@ -140,7 +154,12 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     def make_offer(self, direction: Direction = "sendrecv") -> str:
         """Our SDP offer (or re-offer: 'sendonly' to hold the remote, 'sendrecv' to resume)."""
-        return self.sdp.make_offer(direction).serialize()
+        offer = self.sdp.make_offer(direction)
+        if self.negotiated is None:
+            audio = offer.media[0]
+            self._early_codecs = {pt: rtpmap.encoding.upper() for pt in audio.payload_types()
+                                  if (rtpmap := audio.encoding_of(pt)) is not None}
+        return offer.serialize()
 
     def answer(self, remote_offer: str | bytes | SessionDescription, direction: Direction | None = None) -> str:
         """Answer the remote's (re-)offer and apply it. Raises SdpError / SdpNegotiationError (-> 488)."""
@@ -158,8 +177,13 @@ class MediaLeg(asyncio.DatagramProtocol):
         previous = self.negotiated
         self.negotiated = negotiated
         if previous is None or previous.remote_address != negotiated.remote_address:
-            self._source = None  # re-latch: the remote moved
-            self._send_address = negotiated.remote_address
+            if previous is not None or not _same_host(self._source, negotiated.remote_host):
+                # re-latch: the remote moved, or media before the answer came from another host than it names
+                # (a stranger's early packets must not keep the leg; a port differing is usual, so it may)
+                self._source = None
+                self._held = None
+            self._send_address = self._source or negotiated.remote_address
+        self._early_codecs = {}
         self._sending = negotiated.we_send
         self._audio_pt = negotiated.payload_type
         self._dtmf_pt = negotiated.dtmf_payload_type if negotiated.dtmf_payload_type is not None else -1
@@ -228,6 +252,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         stats._received += 1
         if pt == self._audio_pt:
             out_pt = self._peer_audio_pt
+            translate = self._translate
             recording = self._recording
             if recording is not None:
                 recording.feed(self._recording_channel, data if end == len(data) else data[:end], start, self._codec,
@@ -237,22 +262,38 @@ class MediaLeg(asyncio.DatagramProtocol):
             out_pt = self._peer_dtmf_pt
             if out_pt < 0:
                 return
+            translate = None
+        elif pt in self._early_codecs:
+            self._early_packet(data, start, end, pt, now)
+            return
         else:
             stats.packets_ignored += 1
             return
         peer = self._peer
-        if peer is None or not peer._sending or peer._local_media or peer._send_address is None:
+        if peer is None:
+            if pt == self._audio_pt:
+                self._held = data
+                self._held_at = now
             return
+        self._relay(peer, data, start, end, pt, out_pt, translate, now)
+
+    def _relay(self, peer: "MediaLeg", data: bytes, start: int, end: int, pt: int, out_pt: int,
+               translate: bytes | None, now: float) -> None:
+        if not peer._sending or peer._local_media or peer._send_address is None:
+            return
+        stats = self.stats
+        second = data[1]
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
         if ssrc != self._route_ssrc:
             self._resync(peer, seq, ts, ssrc, now)
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
-        if data[0] == 0x80 and (self._translate is None or pt != self._audio_pt):
+        if data[0] == 0x80 and translate is None:
             packet = bytearray(data)
         else:
             payload = data[start:end]
-            if self._translate is not None and pt == self._audio_pt:
-                payload = payload.translate(self._translate)
+            if translate is not None:
+                payload = payload.translate(translate)
             packet = bytearray(HEADER_SIZE)
             packet += payload
         RTP_HEADER.pack_into(packet, 0, 0x80, (second & 0x80) | self._route_marker | out_pt, out_seq, out_ts,
@@ -269,6 +310,48 @@ class MediaLeg(asyncio.DatagramProtocol):
         stats.packets_relayed += 1
         stats.relay_delay_counts[bisect_left(stats.relay_delay_bounds_s, time.perf_counter() - now)] += 1
 
+    def _early_packet(self, data: bytes, start: int, end: int, pt: int, now: float) -> None:
+        """A packet of a payload type we offered, before the answer told us which one the remote chose."""
+        encoding = self._early_codecs[pt]
+        peer = self._peer
+        if encoding not in SUPPORTED_CODECS:  # telephone-event
+            self._dtmf_receiver.feed(data[start:end], _SEQ_TS_SSRC.unpack_from(data, 2)[1], time.monotonic())
+            if peer is not None and peer._dtmf_pt >= 0:
+                self._relay(peer, data, start, end, pt, peer._dtmf_pt, None, now)
+            return
+        if peer is None:
+            self._held = data
+            self._held_at = now
+            return
+        self._relay_audio(peer, data, start, end, encoding, now)
+
+    def _relay_audio(self, peer: "MediaLeg", data: bytes, start: int, end: int, encoding: str, now: float) -> None:
+        """Record and relay an audio packet outside the hot path (early media, the packet held until bridge())."""
+        recording = self._recording
+        if recording is not None:
+            _, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+            recording.feed(self._recording_channel, data[:end], start, encoding, ts, ssrc, now)
+        self._relay(peer, data, start, end, data[1] & 0x7F, peer._audio_pt, g711.transcode_table(encoding, peer._codec),
+                    now)
+
+    def _relay_held(self) -> None:
+        """On bridge(): relay the audio packet that arrived just before, if it is younger than one packet time, so
+        the peer hears the remote from its first packet instead of its next one."""
+        data, self._held = self._held, None
+        peer = self._peer
+        if data is None or peer is None:
+            return
+        now = time.perf_counter()
+        ptime_ms = self.negotiated.ptime_ms if self.negotiated is not None else self.engine.settings.ptime_ms
+        if now - self._held_at > ptime_ms / 1000:
+            return
+        pt = data[1] & 0x7F
+        encoding = self._codec if pt == self._audio_pt else self._early_codecs.get(pt)
+        if encoding is None:  # the answer chose another payload type than the held packet's
+            return
+        start, end = payload_bounds(data)
+        self._relay_audio(peer, data, start, end, encoding, now)
+
     def _new_source(self, ssrc: int, seq: int) -> None:
         stats = self.stats
         stats._lost_before = stats.lost
@@ -282,7 +365,8 @@ class MediaLeg(asyncio.DatagramProtocol):
             return True
         if self._source is None:
             self._source = addr  # symmetric RTP: latch onto the first source, send our media back to it
-            self._send_address = addr
+            if self.negotiated is not None:  # before the answer, never send to an address nobody vouched for
+                self._send_address = addr
             return True
         return False
 
@@ -459,6 +543,8 @@ class MediaEngine:
             leg._recording_channel = channel
         a._configure_route()
         b._configure_route()
+        a._relay_held()
+        b._relay_held()
         return bridge
 
     def unbridge(self, bridge: Bridge) -> None:

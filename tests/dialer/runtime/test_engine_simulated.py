@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import aiohttp
 import pytest
@@ -167,3 +168,22 @@ async def test_control_errors_and_config_reload(tmp_path) -> None:
         assert needs_restart == ["node"] and engine.config.node.shutdown_grace_s == 5  # node waits for a restart
     finally:
         await engine.stop(grace_s=0)
+
+
+def is_frozen(obj: object) -> bool:
+    """gc.get_objects() lists every tracked object except those gc.freeze() moved to the permanent generation."""
+    return not any(o is obj for o in gc.get_objects())
+
+
+async def test_start_freezes_the_start_up_objects_and_stop_releases_them(tmp_path) -> None:
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    engine = Engine(engine_config(tmp_path, campaign={"compliance": {"rule_pack": "us"}}), telephony=fast_carrier())
+    await engine.start()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert is_frozen(engine.core) and is_frozen(engine.contexts)  # long-lived: out of the collector's scans
+        assert not is_frozen([])  # what calls allocate after start is still collected
+    finally:
+        await engine.stop(grace_s=0)
+    assert gc.get_freeze_count() == 0 and not is_frozen(engine.core)
