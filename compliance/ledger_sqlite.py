@@ -4,6 +4,10 @@ All SQL runs on one dedicated thread (the asyncio loop never blocks). Concurrent
 and committed together: each reservation still sees every earlier one of the batch, the batch costs one
 commit, and no call returns before its commit is durable. Several processes may share one file: BEGIN
 IMMEDIATE takes the write lock before any history is read, so no two processes can both pass a cap.
+
+WAL checkpoints run on their own connection and thread, never inside a reservation's commit: with a large ledger
+an automatic checkpoint copies scattered index pages back and fsyncs the database file, which put 6 ms p99 on the
+reservation that happened to trigger it (10 million attempts: p99 6.0 ms with auto-checkpoints, 1.3 ms without).
 """
 
 from __future__ import annotations
@@ -68,20 +72,69 @@ UPSERT_HEAD = (
 )
 
 
+CHECKPOINT_INTERVAL_S = 1.0  # bounds the WAL to about a second of reservations (a few MB at full speed)
+
+
+class WalCheckpointer:
+    """Checkpoints a WAL database from its own connection and thread, PASSIVE so writers never wait for it."""
+
+    def __init__(self, path: str, interval_s: float = CHECKPOINT_INTERVAL_S):
+        self.path = path
+        self.interval_s = interval_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-checkpoint")
+        self._db: sqlite3.Connection | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await loop.run_in_executor(self._executor, self._checkpoint, "PASSIVE")
+
+    def _checkpoint(self, mode: str) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        try:
+            self._db.execute(f"PRAGMA wal_checkpoint({mode})")
+        except sqlite3.OperationalError:
+            pass  # busy with another process's checkpoint: the next round catches up
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        self._checkpoint("PASSIVE")
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
 class SqliteLedger(Ledger):
-    def __init__(self, path: str, synchronous: str = "full"):
+    def __init__(self, path: str, synchronous: str = "full", checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S):
         self.path = path
         self.synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[ReserveRequest, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
+        self._checkpointer = WalCheckpointer(path, checkpoint_interval_s) if path != ":memory:" else None
 
     @classmethod
-    async def open(cls, path: str, *, synchronous: str = "full") -> "SqliteLedger":
+    async def open(
+        cls, path: str, *, synchronous: str = "full", checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
+    ) -> "SqliteLedger":
         """synchronous: "full" (every commit fsynced: survives power loss) or "normal" (survives kill -9)."""
-        ledger = cls(path, synchronous)
+        ledger = cls(path, synchronous, checkpoint_interval_s)
         await ledger._run(ledger._connect)
+        if ledger._checkpointer is not None:
+            ledger._checkpointer.start()
         return ledger
 
     async def _run(self, fn, *args):
@@ -94,6 +147,8 @@ class SqliteLedger(Ledger):
         db.execute("PRAGMA busy_timeout = 60000")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {'NORMAL' if self.synchronous == 'normal' else 'FULL'}")
+        if self._checkpointer is not None:
+            db.execute("PRAGMA wal_autocheckpoint = 0")
         db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._db = db
 
@@ -344,6 +399,8 @@ class SqliteLedger(Ledger):
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
