@@ -94,7 +94,8 @@ class DialerMetrics:
             self.apply(item)
 
     def observe_sip_response(self, trunk: str, code: int) -> None:
-        """Final responses are counted from CDRs by apply(); the switch reports provisional ones here."""
+        """Final responses are counted from CDRs by apply(); the switch reports provisional ones here (the runtime wires
+        it to `Switch.on_provisional_response`)."""
         self.sip_responses.labels(trunk, sip_class(code)).inc()
 
     def apply_status(self, status: dict) -> None:

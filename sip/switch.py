@@ -144,6 +144,7 @@ class Switch:
             max_expires_s=sip.register_max_expires_s, nonce_ttl_s=sip.nonce_ttl_s, algorithms=sip.digest_algorithms)
         self.calls: dict[str, Call] = {}
         self._announcements: dict[tuple[Path, str], Announcement] = {}
+        self.on_provisional_response: Callable[[str, int], None] | None = None  # (trunk name, status): for metrics
         endpoint.request_handler = self._on_request
 
     @classmethod
@@ -287,6 +288,8 @@ class Switch:
         if call.handle is not handle or call.finished:
             return  # an earlier attempt (challenged or failed over) still finishing, or a late message
         if isinstance(action, Progress):
+            if state is not None and self.on_provisional_response is not None:
+                self.on_provisional_response(state.name, action.status)
             if action.sdp and not call._media_answered:
                 self._apply_answer(call, action.sdp)
             if call.state in ("dialing", "ringing", "early"):

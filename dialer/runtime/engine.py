@@ -102,6 +102,7 @@ class Engine:
             from sip.switch import Switch
 
             self.telephony = await Switch.start(self.config.sip, self.config.rtp, self.config.trunks, self.config.agents)
+            self.telephony.on_provisional_response = self.metrics.observe_sip_response
             self.sip_port = self.telephony.local_port(self.config.sip.transports[0])
         if self._serve_metrics:
             self._metrics_server, _ = serve_metrics(self.metrics.registry, self.config.metrics.bind_host,

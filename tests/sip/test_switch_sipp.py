@@ -41,10 +41,13 @@ async def collect(call, until=(Failed, Ended), timeout: float = 15.0) -> list:  
 async def test_answer_then_we_hang_up(sipp, transport: str, host: str) -> None:  # type: ignore[no-untyped-def]
     peer = await sipp("uas_answer.xml", transport=transport, host=host)
     switch = await start_switch(trunk("carrier", peer, transport=transport, host=host), host=host)
+    provisional: list[tuple[str, int]] = []
+    switch.on_provisional_response = lambda trunk_name, status: provisional.append((trunk_name, status))
     try:
         call = await switch.originate("carrier", "+15551230001", "+15550009999", {}, ring_timeout_s=10)
         events = await collect(call, until=Answered)
         assert [type(e) for e in events] == [Ringing, Answered]
+        assert ("carrier", 180) in provisional and all(100 <= status < 200 for _, status in provisional)
         assert call.leg.negotiated is not None and call.leg.negotiated.codec == "PCMU"
         await switch.hangup(call)
         assert (await collect(call)) == [Ended(call.call_id, "local", "normal")]

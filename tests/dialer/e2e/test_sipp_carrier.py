@@ -40,10 +40,16 @@ async def test_answered_calls_reach_agents_bridged_and_recorded(tmp_path, sipp_c
         await engine.flush()
         await asyncio.sleep(1.0)  # recordings are completed in the background once a bridge ends
         cdrs = [c async for c in engine.store.export_cdrs(campaign="c1")]
+        sip_responses = {
+            sample.labels["class"]: sample.value
+            for metric in engine.metrics.registry.collect() if metric.name == "dialer_sip_responses"
+            for sample in metric.samples if sample.name == "dialer_sip_responses_total"
+        }
     finally:
         await engine.stop(grace_s=1)
     assert len(carrier.invites()) == 3
     assert len(cdrs) == 3
+    assert sip_responses.get("1xx", 0) >= 3 and sip_responses.get("2xx") == 3  # 180 Ringing from the switch, 200 from CDRs
     recordings = sorted((tmp_path / "recordings").rglob("*.wav"))
     assert sorted(Path(c.recording_path) for c in cdrs) == recordings  # one file per bridged CDR, no other
     for cdr in cdrs:
