@@ -39,6 +39,9 @@ class AuditRow:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+AUDIT_COLUMNS = ", ".join(AuditRow.__slots__)  # the audit table's columns, in AuditRow's field order
+
+
 def chain_of(key: str) -> int:
     return zlib.crc32(key.encode()) % CHAINS
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from compliance.audit import AuditRow, chain_of
+from compliance.audit import AUDIT_COLUMNS, AuditRow, chain_of
 from compliance.ledger import (
     INVALID_VERDICT,
     LIVE_OUTCOMES,
@@ -63,7 +63,6 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS audit_heads (chain INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
 """
 
-AUDIT_COLUMNS = "chain, seq, at_us, kind, number, campaign, allowed, reason, pack, pack_version, attempt_id, inputs, prev_hash, hash"
 
 WRITE = f"""
 WITH attempt AS (

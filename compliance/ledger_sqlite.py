@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from compliance.audit import AuditRow, chain_of
+from compliance.audit import AUDIT_COLUMNS, AuditRow, chain_of
 from compliance.ledger import (
     INVALID_VERDICT,
     LIVE_OUTCOMES,
@@ -64,7 +64,6 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS audit_heads (chain INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 """
 
-AUDIT_COLUMNS = "chain, seq, at_us, kind, number, campaign, allowed, reason, pack, pack_version, attempt_id, inputs, prev_hash, hash"
 INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({','.join('?' * 14)})"
 UPSERT_HEAD = (
     "INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?) "
