@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 import numpy as np
 
+from tests.ports import free_port, port_in_use
+
 if TYPE_CHECKING:
     from sip.switch import Call, Switch
 
@@ -39,8 +41,10 @@ STREAM_FILE = "stream.ulaw"  # the name benchmarks/scenarios/uas_rtp_stream.xml 
 STREAM_PCAP = "stream.pcap"  # the capture benchmarks/scenarios/uas_pcap_callee.xml plays, in the same place
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
+def media_base_port() -> int:
+    """Where SIPp's media ports start (-mp): one per call upwards from it, so it is left to the kernel's ephemeral
+    range, away from the peer ports of tests.ports."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
@@ -81,15 +85,6 @@ async def answered(call: Call) -> bool:
             return True
         if isinstance(event, Failed):
             return False
-    return False
-
-
-def _udp_port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
     return False
 
 
@@ -137,13 +132,13 @@ async def start_sipp(scenario: Path, workdir: Path, duration_s: float, name: str
     port = free_port()
     stat_file, error_file = workdir / f"{name}.csv", workdir / f"{name}.err"
     process = await asyncio.create_subprocess_exec(
-        binary, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()), "-nostdin",
+        binary, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-mp", str(media_base_port()), "-nostdin",
         "-timeout", f"{int(duration_s + 30)}s", "-max_socket", "10000", "-buff_size", str(4 * 1024 * 1024),
         "-trace_stat", "-stf", str(stat_file), "-fd", "1", "-trace_err", "-error_file", str(error_file), *extra,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         cwd=workdir)
     for _ in range(250):
-        if _udp_port_taken(port) or process.returncode is not None:
+        if port_in_use(port) or process.returncode is not None:
             break
         await asyncio.sleep(0.02)
     if process.returncode is not None:

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.ports import free_port, port_in_use
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP_TIMEOUT_S = 20
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 _media_ports_given: set[int] = set()
@@ -28,19 +23,10 @@ def free_media_base() -> int:
     """An even port with the next three free: SIPp binds audio RTP/RTCP and video RTP/RTCP there."""
     for _ in range(200):
         base = random.randrange(31000, 32700, 4)
-        if base not in _media_ports_given and not any(udp_port_in_use(base + i) for i in range(4)):
+        if base not in _media_ports_given and not any(port_in_use(base + i) for i in range(4)):
             _media_ports_given.add(base)
             return base
     raise RuntimeError("no free media port block for SIPp")
-
-
-def udp_port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 class SippPeer:
@@ -58,7 +44,7 @@ class SippPeer:
         self.extra = extra
         self.transport = transport
         self.host = host
-        self.port = free_udp_port()
+        self.port = free_port()
         self.process: asyncio.subprocess.Process | None = None
 
     @property

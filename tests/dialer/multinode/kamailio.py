@@ -13,7 +13,7 @@ from dialer.demo.agents import DemoAgentPhones
 from sip.dialog import new_call_id, new_tag
 from sip.message import Request
 from sip.transaction import Address
-from tests.sip.conftest import free_udp_port, udp_port_in_use
+from tests.ports import free_port, port_in_use
 
 TEMPLATE = Path(__file__).with_name("kamailio.cfg.tmpl")
 MODULES_DIR = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
@@ -24,7 +24,7 @@ class KamailioProxy:
     def __init__(self, binary: str, workdir: Path) -> None:
         self.binary = binary
         self.workdir = workdir
-        self.port = free_udp_port()
+        self.port = free_port()
         self.config_path = workdir / f"kamailio-{self.port}.cfg"
         self.log_path = workdir / f"kamailio-{self.port}.log"
         self.process: asyncio.subprocess.Process | None = None
@@ -47,7 +47,7 @@ class KamailioProxy:
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
-        while not udp_port_in_use(self.port):
+        while not port_in_use(self.port):
             if self.process.returncode is not None or loop.time() > deadline:
                 raise RuntimeError(f"kamailio did not start (exit {self.process.returncode}):\n{self.log()[-3000:]}")
             await asyncio.sleep(0.05)

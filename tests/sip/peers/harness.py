@@ -15,7 +15,7 @@ import numpy as np
 
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
 from sip.switch import AgentCredentials, Answered, Call, EarlyMedia, Ringing, Switch
-from tests.sip.conftest import free_udp_port, udp_port_in_use
+from tests.ports import free_port, port_in_use
 
 PEER_SCRIPT = Path(__file__).with_name("pjsua_peer.py")
 ANNOUNCEMENT = Path(__file__).resolve().parents[3] / "config" / "announcements" / "abandoned.wav"
@@ -42,7 +42,7 @@ async def start_switch(callee_ua: PjsuaPeer | None, agents: Iterable[AgentCreden
 def free_rtp_base() -> int:
     for _ in range(200):
         base = random.randrange(PEER_RTP_PORTS[0], PEER_RTP_PORTS[1] - 40, 2)
-        if not udp_port_in_use(base) and not udp_port_in_use(base + 1):
+        if not port_in_use(base) and not port_in_use(base + 1):
             return base
     raise RuntimeError("no free RTP port pair for a pjsua peer")
 
@@ -55,7 +55,7 @@ class PjsuaPeer:
                  duration_s: float = 25.0, answer_delay_s: float = 0.2, answer_code: int = 200,
                  early_media: bool = False, transport: str = "udp") -> None:
         self.name = name
-        self.port = free_udp_port()
+        self.port = free_port()
         self.recording = workdir / f"{name}-received.wav" if record else None
         self.log = workdir / f"{name}-pjsip.log"
         self.args = [sys.executable, str(PEER_SCRIPT), "--role", role, "--port", str(self.port),

@@ -15,7 +15,7 @@ import pytest
 from sip.media.make_default_announcement import NOTES_HZ
 from sip.switch import AgentCredentials, Ended, Switch
 from tests.conftest import require_binary
-from tests.sip.conftest import free_udp_port
+from tests.ports import free_port
 from tests.sip.peers.harness import (
     ANNOUNCEMENT, CALLEE_HZ, PACKETS_PER_S, answered, assert_tone, dominant_per_block, read_wav, runs, start_switch,
 )
@@ -37,12 +37,12 @@ class Baresip:
         self.directory = directory
         self.ipv6 = ":" in host
         hostport = f"[{host}]" if self.ipv6 else host
-        self.control_port = free_udp_port()
+        self.control_port = free_port()
         rtp_base = random.randrange(BARESIP_RTP[0], BARESIP_RTP[1] - 40, 2)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "dumps").mkdir(exist_ok=True)
         (directory / "config").write_text("\n".join([
-            "poll_method epoll", f"sip_listen {hostport}:{free_udp_port()}", f"sip_transports {transport}",
+            "poll_method epoll", f"sip_listen {hostport}:{free_port(host)}", f"sip_transports {transport}",
             "audio_player aubridge,nil", f"audio_source ausine,{BARESIP_HZ}", "audio_alert aubridge,nil",
             "ausrc_srate 48000", "ausrc_channels 2",  # ausine only runs at 48 kHz stereo; baresip resamples
             f"rtp_ports {rtp_base}-{rtp_base + 40}", f"snd_path {directory / 'dumps'}",
