@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from dialer.core.events import Answered, Ended, Failed, Ringing
-from dialer.telephony import SimulatedCarrier, SimulatedTelephony, Telephony
+from dialer.telephony import Telephony
+from tests.dialer.simulated_telephony import SimulatedCarrier, SimulatedTelephony
 
 FAST = dict(time_scale=0.001, ring_mean_s=5.0, ring_sd_s=2.0, talk_mean_s=20.0, talk_sd_s=5.0)
 

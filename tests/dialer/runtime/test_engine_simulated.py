@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from dialer.runtime import Engine
-from dialer.telephony import SimulatedCarrier, SimulatedTelephony
+from tests.dialer.simulated_telephony import SimulatedCarrier, SimulatedTelephony
 from tests.dialer.runtime.conftest import TOKEN, engine_config, lead, now_utc, numbers_in_window, wait_for
 
 pytestmark = pytest.mark.timeout(30)
