@@ -38,6 +38,11 @@ class NodeSettings(Frozen):
         "loss, at one fsync per commit",
     )
     recordings_dir: Path = Field(Path("var/recordings"), description="where call recordings are written")
+    registrations_file: Path | None = Field(
+        Path("var/registrations.db"),
+        description="SQLite file keeping the registrar's bindings across restarts (agents' softphones stay reachable "
+        "without registering again); null keeps them in memory only",
+    )
     shutdown_grace_s: float = Field(30.0, ge=0, description="on SIGTERM, how long live calls may finish, seconds")
     abandon_cap_check_interval_s: float = Field(
         5.0, gt=0, description="how often running campaigns ask the ledger whether their abandon cap is reached, seconds"

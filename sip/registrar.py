@@ -1,12 +1,14 @@
 """RFC 3261 section 10 registrar for agents' softphones, with per-agent digest credentials (sans-I/O).
 
 `Registrar.handle(request, source, now)` returns the response to send; `lookup(user, now)` returns the live
-bindings (newest first) the switch calls an agent on.
+bindings (newest first) the switch calls an agent on. `on_change(user, bindings)` is told a user's bindings after
+every REGISTER that changed them, and `restore` brings back bindings kept from before a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sip.auth import DigestServer
@@ -41,6 +43,11 @@ class Registrar:
         self.max_contacts = max_contacts
         self.digest = DigestServer(realm, nonce_ttl_s=nonce_ttl_s, algorithms=algorithms)
         self._bindings: dict[str, dict[str, Binding]] = {}
+        self.on_change: Callable[[str, list[Binding]], None] | None = None
+
+    def restore(self, bindings: Iterable[Binding]) -> None:
+        for binding in bindings:
+            self._bindings.setdefault(binding.user, {})[str(binding.contact.uri)] = binding
 
     def lookup(self, user: str, now: float) -> list[Binding]:
         live = [b for b in self._bindings.get(user, {}).values() if b.expires_at > now]
@@ -69,6 +76,7 @@ class Registrar:
             if len(contacts) != 1 or header_expires != 0:
                 return make_response(request, 400, "Wildcard Contact needs Expires: 0", to_tag=_tag(request))
             bindings.clear()
+            self._changed(user)
             return self._ok(request, user, now)
         changes: list[tuple[str, Binding | None]] = []
         for contact in contacts:
@@ -101,7 +109,12 @@ class Registrar:
         while len(bindings) > self.max_contacts:
             oldest = min(bindings.values(), key=lambda b: b.expires_at)
             del bindings[str(oldest.contact.uri)]
+        self._changed(user)
         return self._ok(request, user, now)
+
+    def _changed(self, user: str) -> None:
+        if self.on_change is not None:
+            self.on_change(user, list(self._bindings.get(user, {}).values()))
 
     def _ok(self, request: Request, user: str, now: float) -> Response:
         response = make_response(request, 200, to_tag=_tag(request))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Mapping, Sequence, Union
@@ -26,7 +27,8 @@ from sip.media.engine import MediaEngine, MediaLeg
 from sip.media.ports import PortsExhausted
 from sip.media.sdp import SdpError, SdpNegotiationError
 from sip.message import Request, make_response
-from sip.registrar import Registrar
+from sip.registrar import Binding, Registrar
+from sip.registrations import RegistrationStore, StoredBinding
 from sip.settings import RtpSettings, SipSettings, TrunkSettings
 from sip.transaction import Address, ServerTransaction, Timers
 from sip.transport import LocalEnd
@@ -145,11 +147,14 @@ class Switch:
         self.calls: dict[str, Call] = {}
         self._announcements: dict[tuple[Path, str], Announcement] = {}
         self.on_provisional_response: Callable[[str, int], None] | None = None  # (trunk name, status): for metrics
+        self._registrations: RegistrationStore | None = None
         endpoint.request_handler = self._on_request
 
     @classmethod
     async def start(cls, sip: SipSettings, rtp: RtpSettings, trunks: Sequence[TrunkSettings],
-                    agents_credentials: Iterable[AgentCredentials] | Mapping[str, object] = ()) -> Switch:
+                    agents_credentials: Iterable[AgentCredentials] | Mapping[str, object] = (),
+                    registrations: RegistrationStore | None = None) -> Switch:
+        """`registrations`: where registrar bindings are kept across restarts (None: in memory only)."""
         endpoint = SipEndpoint(Timers.from_settings(sip), user_agent=sip.user_agent)
         if "tls" in {t.transport for t in trunks}:
             context = ssl.create_default_context(cafile=sip.tls_ca_file)
@@ -160,9 +165,26 @@ class Switch:
         transports = tuple(t for t in sip.transports if t != "tls")
         await endpoint.start((sip.bind_host, *sip.extra_bind_hosts), sip.port, transports, sip.udp_buffer_bytes)
         switch = cls(sip, rtp, endpoint, MediaEngine(rtp), trunks, _agents(agents_credentials))
+        if registrations is not None:
+            switch._keep_registrations(registrations)
         for runtime in switch.runtimes.values():
             await runtime.start()
         return switch
+
+    def _keep_registrations(self, store: RegistrationStore) -> None:
+        """Bindings from before a restart come back; every change is written through. The registrar counts on the
+        loop's clock, the store in Unix time."""
+        self._registrations = store
+        to_unix = time.time() - self.endpoint.now
+        self.registrar.restore(Binding(b.user, b.contact, b.expires_at_unix - to_unix, b.call_id, b.cseq, b.source)
+                               for b in store.load(time.time()))
+
+        def write_through(user: str, bindings: list[Binding]) -> None:
+            offset = time.time() - self.endpoint.now
+            store.replace(user, [StoredBinding(b.user, b.contact, b.expires_at + offset, b.call_id, b.cseq, b.source)
+                                 for b in bindings])
+
+        self.registrar.on_change = write_through
 
     def local_port(self, transport: str = "udp") -> int:
         return next(local.port for (kind, _), local in self.endpoint.transport.locals.items() if kind == transport)
@@ -498,6 +520,8 @@ class Switch:
             self._release(call)
         await self.media.close()
         await self.endpoint.close()
+        if self._registrations is not None:
+            self._registrations.close()
 
     # ------------------------------------------------------------------ requests outside dialogs
     def _on_request(self, request: Request, tx: ServerTransaction, source: Address, local: LocalEnd) -> None:

@@ -48,7 +48,8 @@ def demo_config(base: DialerConfig, workdir: Path, carrier: tuple[str, int], age
     """The demo's config file with the database and recordings under workdir and the loopback peers' addresses.
     An external carrier gets no OPTIONS health checks: SIPp's callee scenarios do not answer them."""
     data = base.model_dump()
-    data["node"].update(database=f"sqlite:///{workdir / 'dialer.db'}", recordings_dir=str(workdir / "recordings"))
+    data["node"].update(database=f"sqlite:///{workdir / 'dialer.db'}", recordings_dir=str(workdir / "recordings"),
+                        registrations_file=str(workdir / "registrations.db"))
     data["trunks"][0].update(host=carrier[0], port=carrier[1])
     if external_carrier:
         data["trunks"][0]["options_enabled"] = False

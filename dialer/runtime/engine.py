@@ -99,9 +99,13 @@ class Engine:
             self._policy, call_id_prefix=f"{node.name}.{boot}.",
         )
         if self.telephony is None:
+            from sip.registrations import RegistrationStore
             from sip.switch import Switch
 
-            self.telephony = await Switch.start(self.config.sip, self.config.rtp, self.config.trunks, self.config.agents)
+            registrations_file = self.config.node.registrations_file
+            self.telephony = await Switch.start(
+                self.config.sip, self.config.rtp, self.config.trunks, self.config.agents,
+                RegistrationStore(registrations_file) if registrations_file is not None else None)
             self.telephony.on_provisional_response = self.metrics.observe_sip_response
             self.sip_port = self.telephony.local_port(self.config.sip.transports[0])
         if self._serve_metrics:

@@ -70,7 +70,8 @@ async def agent_phones(tmp_path):
 def e2e_config(tmp_path: Path, carrier_port: int, phones: DemoAgentPhones, **campaign: object) -> DialerConfig:
     return DialerConfig.model_validate({
         "node": {"name": "e2e", "database": f"sqlite:///{tmp_path / 'dialer.db'}",
-                 "recordings_dir": str(tmp_path / "recordings"), "shutdown_grace_s": 5},
+                 "recordings_dir": str(tmp_path / "recordings"),
+                 "registrations_file": str(tmp_path / "registrations.db"), "shutdown_grace_s": 5},
         "api": {"port": 0, "token": TOKEN},
         "metrics": {"port": 0},
         "sip": {"port": 0, "transports": ["udp"]},

@@ -91,6 +91,7 @@ def node_config(tmp_path: Path, name: str, dsn: str, carrier_port: int, proxy: K
     port_min, port_max = NODE_RTP_PORTS[name]
     return DialerConfig.model_validate({
         "node": {"name": name, "database": dsn, "recordings_dir": str(tmp_path / name / "recordings"),
+                 "registrations_file": str(tmp_path / name / "registrations.db"),
                  "shutdown_grace_s": 5},
         "api": {"port": 0, "token": TOKEN},
         "metrics": {"port": 0},

@@ -18,7 +18,8 @@ TOKEN = "runtime-test-token-0123456789"
 def engine_config(tmp_path: Path, *, agents: int = 2, campaign: dict | None = None, **node: object) -> DialerConfig:
     return DialerConfig.model_validate({
         "node": {"name": "t1", "database": f"sqlite:///{tmp_path / 'dialer.db'}",
-                 "recordings_dir": str(tmp_path / "recordings"), "shutdown_grace_s": 5, **node},
+                 "recordings_dir": str(tmp_path / "recordings"),
+                 "registrations_file": str(tmp_path / "registrations.db"), "shutdown_grace_s": 5, **node},
         "api": {"port": 0, "token": TOKEN},
         "metrics": {"port": 0},
         "trunks": [{"name": "carrier", "host": "127.0.0.1", "port": 5099, "max_channels": 20, "max_cps": 50}],
