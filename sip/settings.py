@@ -61,6 +61,10 @@ class RtpSettings(Frozen):
         True, description="send to the source address of the first RTP packet received (callers behind NAT)"
     )
     inactivity_check_interval_s: float = Field(1.0, gt=0, description="how often RTP inactivity is checked, seconds")
+    rtcp_interval_s: float = Field(
+        5.0, ge=0, description="mean interval between the RTCP reports each leg sends (randomised 0.5-1.5 times, RFC "
+        "3550 6.3), seconds; 0 sends none"
+    )
     recording_flush_interval_s: float = Field(
         0.5, gt=0, le=1.0, description="recordings are written and their WAV header updated this often, seconds"
     )

@@ -24,6 +24,7 @@ from sip.media.announcement import Announcement
 from sip.media.dtmf import DtmfDigit, DtmfReceiver, event_payloads
 from sip.media.ports import PortPool, PortsExhausted
 from sip.media.recording import CallRecording, RecordingWriter
+from sip.media.rtcp import ReportBlock, RtcpError, SenderInfo, build_report, ntp_timestamp, parse_reports
 from sip.media.rtp import HEADER_SIZE, RTP_HEADER, RtpError, payload_bounds
 from sip.media.sdp import SUPPORTED_CODECS, Direction, Negotiated, SdpNegotiator, SessionDescription
 from sip.settings import RtpSettings
@@ -33,6 +34,7 @@ _SEQ_TS_SSRC = struct.Struct("!HII")
 _BIND_ATTEMPTS = 20
 _MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump, or a backward one beyond _MAX_MISORDER,
 _MAX_MISORDER = 100  # means the sender restarted its numbering
+_SAMPLES_PER_S = g711.SAMPLE_RATE  # the RTP clock of every codec we carry
 
 
 def _same_host(source: tuple | None, host: str) -> bool:
@@ -58,6 +60,10 @@ class LegStats:
     packets_out: int = 0
     packets_relayed: int = 0
     packets_ignored: int = 0  # wrong source, unknown payload type, malformed, RTCP on the RTP port
+    octets_out: int = 0  # RTP payload octets sent (RTCP sender info)
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    jitter: float = 0.0  # RFC 3550 A.8 interarrival jitter of the audio received, timestamp units
     relay_delay_counts: list[int] = field(default_factory=list)
     first_relayed_at: float = 0.0  # perf_counter() arrival of the first packet relayed to the peer (0: none yet)
     # RFC 3550 A.3 loss accounting for the current source, plus what earlier sources lost
@@ -66,6 +72,8 @@ class LegStats:
     _cycles: int = 0
     _received: int = 0
     _lost_before: int = 0
+    _expected_prior: int = 0  # at the previous RTCP report: for its fraction lost
+    _received_prior: int = 0
 
     def __post_init__(self) -> None:
         self.relay_delay_counts = [0] * (len(self.relay_delay_bounds_s) + 1)
@@ -78,21 +86,22 @@ class LegStats:
     def snapshot(self) -> dict:
         return {
             "packets_in": self.packets_in, "packets_out": self.packets_out, "packets_relayed": self.packets_relayed,
-            "packets_ignored": self.packets_ignored, "packets_lost": self.lost,
+            "packets_ignored": self.packets_ignored, "packets_lost": self.lost, "jitter": self.jitter,
+            "rtcp_sent": self.rtcp_sent, "rtcp_received": self.rtcp_received,
             "first_relayed_at": self.first_relayed_at,
             "relay_delay_bounds_s": list(self.relay_delay_bounds_s),
             "relay_delay_counts": list(self.relay_delay_counts),
         }
 
 
-class _RtcpSink(asyncio.DatagramProtocol):
-    """Holds the RTCP port of a leg (RTP port + 1). Reports are counted, not interpreted."""
+class _RtcpEndpoint(asyncio.DatagramProtocol):
+    """The RTCP port of a leg (RTP port + 1): reads the remote's reports, sends the leg's own."""
 
-    def __init__(self) -> None:
-        self.packets = 0
+    def __init__(self, leg: "MediaLeg") -> None:
+        self.leg = leg
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.packets += 1
+        self.leg._rtcp_received(data, addr)
 
 
 class MediaLeg(asyncio.DatagramProtocol):
@@ -141,6 +150,13 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._ts_offset = 0
         self._route_marker = 0
         self._translate: bytes | None = None
+        self._transit: float | None = None  # arrival minus RTP timestamp of the last audio packet, for jitter
+        # RTCP: where reports go (latched like RTP), the remote's last SR, what it last said of our stream
+        self._rtcp_timer: asyncio.TimerHandle | None = None
+        self._rtcp_source: tuple | None = None
+        self._last_sr = 0
+        self._last_sr_at = 0.0
+        self.remote_report: ReportBlock | None = None
         self._peer_audio_pt = 0
         self._peer_dtmf_pt = -1
         self._recording: CallRecording | None = None
@@ -251,6 +267,12 @@ class MediaLeg(asyncio.DatagramProtocol):
                 self._route_ssrc = -1
         stats._received += 1
         if pt == self._audio_pt:
+            transit = now * _SAMPLES_PER_S - ts
+            previous, self._transit = self._transit, transit
+            if previous is not None:
+                swing = abs(transit - previous)
+                if swing < 0x80000000:  # else the timestamp wrapped between the two packets
+                    stats.jitter += (swing - stats.jitter) * 0.0625  # RFC 3550 A.8
             out_pt = self._peer_audio_pt
             translate = self._translate
             recording = self._recording
@@ -305,6 +327,7 @@ class MediaLeg(asyncio.DatagramProtocol):
             peer._last_ts = out_ts
             peer._last_sent = now
         peer.stats.packets_out += 1
+        peer.stats.octets_out += len(packet) - HEADER_SIZE
         if not stats.packets_relayed:
             stats.first_relayed_at = now  # answer-to-bridge delay (benchmarks/sip_answer_to_bridge.py)
         stats.packets_relayed += 1
@@ -358,7 +381,9 @@ class MediaLeg(asyncio.DatagramProtocol):
         stats._base_seq = stats._max_seq = seq
         stats._cycles = 0
         stats._received = 0
+        stats._expected_prior = stats._received_prior = 0
         self._in_ssrc = ssrc
+        self._transit = None
 
     def _accept_source(self, addr: tuple) -> bool:
         if not self._symmetric:
@@ -378,6 +403,66 @@ class MediaLeg(asyncio.DatagramProtocol):
         elapsed = round((now - peer._last_sent) * g711.SAMPLE_RATE) if peer._last_sent else samples
         self._ts_offset = (peer._last_ts + max(samples, elapsed) - ts) & 0xFFFFFFFF
         self._route_marker = 0x80  # RFC 3551 4.1: marker on the first packet after a discontinuity
+
+    # ------------------------------------------------------------ RTCP
+
+    def _rtcp_received(self, data: bytes, addr: tuple) -> None:
+        remote = self._source or self._send_address
+        if remote is None or not _same_host(addr, remote[0]):
+            return  # only the remote we exchange RTP with may report on it
+        self.stats.rtcp_received += 1
+        try:
+            reports = parse_reports(data)
+        except RtcpError:
+            return
+        if self._symmetric and self._rtcp_source is None:
+            self._rtcp_source = addr
+        for report in reports:
+            if report.sender is not None:
+                self._last_sr = report.sender.compact_ntp
+                self._last_sr_at = time.perf_counter()
+            for block in report.blocks:
+                if block.ssrc == self.ssrc:
+                    self.remote_report = block
+
+    def _schedule_rtcp(self) -> None:
+        interval_s = self.engine.settings.rtcp_interval_s
+        if interval_s > 0 and not self.released:
+            # randomised as RFC 3550 6.3.1 asks: hundreds of legs must not report in step
+            self._rtcp_timer = asyncio.get_running_loop().call_later(
+                interval_s * random.uniform(0.5, 1.5), self._send_rtcp)
+
+    def _send_rtcp(self, bye: bool = False) -> None:
+        if not bye:
+            self._schedule_rtcp()
+        remote = self._rtcp_source
+        if remote is None and self._send_address is not None:
+            remote = (self._send_address[0], self._send_address[1] + 1)
+        if self.negotiated is None or remote is None or self._rtcp_transport is None:
+            return
+        self._rtcp_transport.sendto(self._rtcp_report(bye), remote)
+        self.stats.rtcp_sent += 1
+
+    def _rtcp_report(self, bye: bool) -> bytes:
+        stats = self.stats
+        now = time.perf_counter()
+        sender = None
+        if stats.packets_out:
+            elapsed = round((now - self._last_sent) * _SAMPLES_PER_S) if self._last_sent else 0
+            sender = SenderInfo(*ntp_timestamp(time.time()), (self._last_ts + elapsed) & 0xFFFFFFFF,
+                                stats.packets_out, stats.octets_out)
+        blocks: tuple[ReportBlock, ...] = ()
+        if stats._received:
+            expected = stats._cycles + stats._max_seq - stats._base_seq + 1
+            expected_interval = expected - stats._expected_prior
+            lost_interval = expected_interval - (stats._received - stats._received_prior)
+            stats._expected_prior, stats._received_prior = expected, stats._received
+            fraction = min(255, (lost_interval << 8) // expected_interval) if expected_interval > 0 < lost_interval else 0
+            since_sr = int((now - self._last_sr_at) * 65536) if self._last_sr else 0
+            blocks = (ReportBlock(self._in_ssrc, fraction, expected - stats._received,
+                                  (stats._cycles + stats._max_seq) & 0xFFFFFFFF, int(stats.jitter), self._last_sr,
+                                  since_sr),)
+        return build_report(self.ssrc, self.engine.cname, sender, blocks, bye)
 
     def _dtmf_received(self, digit: DtmfDigit) -> None:
         if self.on_dtmf is not None:
@@ -399,6 +484,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._last_ts = ts
         self._last_sent = time.perf_counter()
         self.stats.packets_out += 1
+        self.stats.octets_out += len(payload)
 
     async def _paced(self, packets: list[tuple[int, int, bytes, bool]], ptime_s: float) -> None:
         """Send (pt, ts, payload, marker) one per ptime at absolute loop times, so pacing never drifts."""
@@ -492,6 +578,7 @@ class MediaEngine:
 
     def __init__(self, settings: RtpSettings) -> None:
         self.settings = settings
+        self.cname = f"dialer-{random.getrandbits(48):012x}@{settings.advertised_host or settings.bind_host}"
         self.ports = PortPool(settings.port_min, settings.port_max)
         self.legs: set[MediaLeg] = set()
         self._recording_writer = RecordingWriter()
@@ -511,7 +598,8 @@ class MediaEngine:
                 await asyncio.sleep(0)
                 continue
             try:
-                leg._rtcp_transport, _ = await loop.create_datagram_endpoint(_RtcpSink, local_addr=(host, port + 1))
+                leg._rtcp_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _RtcpEndpoint(leg), local_addr=(host, port + 1))
             except OSError:
                 leg._transport.close()  # type: ignore[union-attr]
                 self.ports.release(port)
@@ -519,6 +607,7 @@ class MediaEngine:
                 continue
             self.legs.add(leg)
             self._ensure_watch(loop)
+            leg._schedule_rtcp()
             return leg
         raise PortsExhausted(f"no bindable RTP port pair on {host} after {_BIND_ATTEMPTS} attempts")
 
@@ -566,6 +655,10 @@ class MediaEngine:
             return
         if leg.bridge is not None:
             self.unbridge(leg.bridge)
+        if leg._rtcp_timer is not None:
+            leg._rtcp_timer.cancel()
+        if leg.stats.rtcp_sent:
+            leg._send_rtcp(bye=True)  # RFC 3550 6.6: a participant leaving says BYE
         leg.released = True
         for transport in (leg._transport, leg._rtcp_transport):
             if transport is not None:

@@ -201,7 +201,11 @@ class Peer:
         rx = stat.rtcp.rxStat
         report("stats", packets=rx.pkt, lost=rx.loss, duplicated=rx.dup, reordered=rx.reorder,
                discarded=rx.discard, jitter_max_us=rx.jitterUsec.max, jbuf_lost=stat.jbuf.lost,
-               jbuf_discarded=stat.jbuf.discard)
+               jbuf_discarded=stat.jbuf.discard,
+               # what PJSIP took from the RTCP it received: the peer's CNAME (SDES), how many reports on the
+               # stream it sends (report blocks), and round-trip samples (from the LSR/DLSR they echoed)
+               peer_cname=stat.rtcp.peerSdes.cname, reports_on_our_stream=stat.rtcp.txStat.updateCount,
+               round_trip_samples=stat.rtcp.rttUsec.n)
 
     def hangup(self) -> None:
         if self.call is not None and not self.call.disconnected:
