@@ -1,7 +1,7 @@
 """Shifts of the real engine core (dialer.simulate) against the simulated world, paced by our policies.
 
 Figures to compare with (benchmarks/pacing_frontier.py, 8 h, 5 seeds): 20 agents at a 30 % answer rate, predictive
-86.6 % talk utilisation at 2.67 % abandoned, progressive 71.5 % with none. These 2-hour shifts include the cold start.
+86.5 % talk utilisation at 2.64 % abandoned, progressive 71.5 % with none. These 2-hour shifts include the cold start.
 """
 
 import pytest
