@@ -198,13 +198,18 @@ def main(argv: list[str] | None = None) -> int:
               f" talk {100 * utilisation:.1f}%")
     goals = check_goals(rows)
     print("\n" + "\n".join(goals))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"rows": rows, "runs": runs, "decide_us": costs, "goals": goals, "open_loop_reference": reference,
-                                       "wall_s": elapsed}, indent=2))
-    png = args.output.with_suffix(".png")
-    plot(rows, png)
-    print(f"wrote {args.output} and {png}")
+    write_results(args.output, {"rows": rows, "runs": runs, "decide_us": costs, "goals": goals,
+                                "open_loop_reference": reference, "wall_s": elapsed}, plot)
     return 0
+
+
+def write_results(output: Path, payload: dict, plot_rows) -> None:
+    """The benchmark's JSON at `output` and its figure beside it (same name, .png), drawn by plot_rows(rows, png)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2))
+    png = output.with_suffix(".png")
+    plot_rows(payload["rows"], png)
+    print(f"wrote {output} and {png}")
 
 
 if __name__ == "__main__":

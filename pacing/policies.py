@@ -188,7 +188,7 @@ class PredictivePolicy:
 
     def _largest_safe_launch(self, snapshot: Snapshot, ready: int, max_new: int, target: float) -> int:
         free = self._agents_free_by(snapshot)  # (agents not ready, J)
-        answers = self._answers_by([c.ringing_elapsed_s for c in snapshot.calls_in_flight])
+        answers = self._answers_in_flight(snapshot)
         new_call = self._answers_by([0.0])[0]
         waiting = snapshot.answered_waiting
         mean0 = answers.sum(0) + waiting - ready - free.sum(0)
@@ -198,6 +198,10 @@ class PredictivePolicy:
         max_new = min(max_new, max(enough, 1))
         affordable = next_call_abandonment(mean0, var0, new_call, max_new) <= target * new_call[-1]
         return max_new if affordable.all() else int(np.argmin(affordable))
+
+    def _answers_in_flight(self, snapshot: Snapshot) -> np.ndarray:
+        """P(answered by t_j) for each call in flight (rows), given how long it has rung."""
+        return self._answers_by([c.ringing_elapsed_s for c in snapshot.calls_in_flight])
 
     def _answers_by(self, elapsed: list[float]) -> np.ndarray:
         assert self._ring_table is not None

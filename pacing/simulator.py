@@ -239,6 +239,17 @@ class SimulatedWorld:
         breaks = self.log.breaks + [(start, np.inf) for start in self._break_started.values()]
         return build_report(self.scenario, self.log, talks, breaks)
 
+    # the world's future, for oracle benchmarks only (benchmarks/pacing_ceiling.py): no engine can know it -------
+    def planned_talk_ends(self) -> dict[str, float]:
+        """Agent id -> when its running conversation will end (already drawn when the call was connected)."""
+        return {c.agent_id: float(c.talk_ends_at) for c in self._calls.values()  # type: ignore[misc, arg-type]
+                if c.state == "talking"}
+
+    def planned_answers(self) -> dict[str, float]:
+        """Call id -> when a call still ringing will be answered; ringing calls absent from it will fail."""
+        return {event.call_id: at for at, _, event in self._queue
+                if isinstance(event, CallAnswered) and self._calls[event.call_id].state == "ringing"}
+
     # internals --------------------------------------------------------------------------------------------------
     def _call(self, call_id: str, command: str) -> _Call:
         try:
