@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from dialer.core import events as ev
 from dialer.core.agents import AGENT_STATES
+
+if TYPE_CHECKING:
+    from sip.media.engine import MediaQuality
 
 OUTCOMES = ("answered", "abandoned", "busy", "no_answer", "invalid", "rejected", "congestion", "failed")
 SIP_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
@@ -21,6 +25,7 @@ GATE_REASON_PATTERN = re.compile(r"^[a-z][a-z_]{0,39}$")  # the gate's reason co
 
 ANSWER_TO_BRIDGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 AGENT_WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0)
+RTP_JITTER_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 
 
 def sip_class(code: int) -> str:
@@ -65,6 +70,22 @@ class DialerMetrics:
             "dialer_agent_wait_seconds", "Time an agent waited ready between calls.",
             buckets=AGENT_WAIT_BUCKETS, registry=r,
         )
+        # per call leg as it ends; peer: the trunk, or "agents" for the agents' phones
+        self.rtp_packets_received = Counter(
+            "dialer_rtp_packets_received", "RTP packets received from the peer.", ["peer"], registry=r
+        )
+        self.rtp_packets_lost = Counter(
+            "dialer_rtp_packets_lost", "RTP packets the peer sent us that never arrived (sequence gaps).", ["peer"],
+            registry=r,
+        )
+        self.rtp_packets_lost_by_peer = Counter(
+            "dialer_rtp_packets_lost_by_peer", "RTP packets we sent that the peer reported lost (RTCP).", ["peer"],
+            registry=r,
+        )
+        self.rtp_jitter = Histogram(
+            "dialer_rtp_jitter_seconds", "Interarrival jitter of the RTP received on a call leg, at its end (RFC 3550).",
+            ["peer"], buckets=RTP_JITTER_BUCKETS, registry=r,
+        )
         for state in AGENT_STATES:
             self.agents.labels(state).set(0)
 
@@ -97,6 +118,14 @@ class DialerMetrics:
         """Final responses are counted from CDRs by apply(); the switch reports provisional ones here (the runtime wires
         it to `Switch.on_provisional_response`)."""
         self.sip_responses.labels(trunk, sip_class(code)).inc()
+
+    def observe_media(self, peer: str, quality: MediaQuality) -> None:
+        """One call leg's media at its end (the runtime wires it to `Switch.on_media_ended`)."""
+        self.rtp_packets_received.labels(peer).inc(quality.packets_received)
+        self.rtp_packets_lost.labels(peer).inc(quality.packets_lost)
+        self.rtp_jitter.labels(peer).observe(quality.jitter_s)
+        if quality.remote_reported_lost is not None:
+            self.rtp_packets_lost_by_peer.labels(peer).inc(quality.remote_reported_lost)
 
     def apply_status(self, status: dict) -> None:
         """Refresh the gauges from ``EngineCore.live_status(now)``."""

@@ -23,7 +23,7 @@ from sip.dialog import (
 )
 from sip.endpoint import SessionHandle, SipEndpoint, uri_address
 from sip.media.announcement import Announcement
-from sip.media.engine import MediaEngine, MediaLeg
+from sip.media.engine import MediaEngine, MediaLeg, MediaQuality
 from sip.media.ports import PortsExhausted
 from sip.media.sdp import SdpError, SdpNegotiationError
 from sip.message import Request, make_response
@@ -37,6 +37,7 @@ from sip.uri import parse_uri
 
 log = logging.getLogger("sip.switch")
 SILENT_TRUNK = "no response from the trunk"
+AGENTS_PEER = "agents"  # what on_media_ended names the agents' phones, beside the trunks
 
 
 # ------------------------------------------------------------------ events
@@ -147,6 +148,8 @@ class Switch:
         self.calls: dict[str, Call] = {}
         self._announcements: dict[tuple[Path, str], Announcement] = {}
         self.on_provisional_response: Callable[[str, int], None] | None = None  # (trunk name, status): for metrics
+        # (trunk name, or "agents" for agents' phones; the leg's quality) when a call that received RTP ends
+        self.on_media_ended: Callable[[str, MediaQuality], None] | None = None
         self._registrations: RegistrationStore | None = None
         endpoint.request_handler = self._on_request
 
@@ -414,6 +417,8 @@ class Switch:
             call._ring_timer = None
 
     def _release(self, call: Call) -> None:
+        if self.on_media_ended is not None and call.leg.stats.packets_in and not call.leg.released:
+            self.on_media_ended(AGENTS_PEER if call.kind == "agent" else call.trunk or "", call.leg.quality())
         self.media.release(call.leg)
         self.calls.pop(call.call_id, None)
 

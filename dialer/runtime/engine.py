@@ -107,6 +107,7 @@ class Engine:
                 self.config.sip, self.config.rtp, self.config.trunks, self.config.agents,
                 RegistrationStore(registrations_file) if registrations_file is not None else None)
             self.telephony.on_provisional_response = self.metrics.observe_sip_response
+            self.telephony.on_media_ended = self.metrics.observe_media
             self.sip_port = self.telephony.local_port(self.config.sip.transports[0])
         if self._serve_metrics:
             self._metrics_server, _ = serve_metrics(self.metrics.registry, self.config.metrics.bind_host,

@@ -24,7 +24,7 @@ Symmetric RTP: each leg sends to the source address of the first RTP packet it r
 and to the SDP address until then. RTCP is terminated per leg (RFC 3550): every `rtcp_interval_s` (randomised) a
 leg sends its remote an SR or RR on the stream it receives (loss, jitter, LSR/DLSR) with an SDES CNAME, to the
 address the remote's own RTCP comes from or else RTP port + 1, and a BYE when released; `leg.remote_report` holds
-what the remote last reported on our stream. Every leg sends with its own SSRC; sequence numbers and timestamps continue
+what the remote last reported on our stream, and `leg.quality()` sums up both directions (MediaQuality). Every leg sends with its own SSRC; sequence numbers and timestamps continue
 across re-bridging, playback and DTMF. PCMU<->PCMA is transcoded when the bridged legs negotiated different laws.
 
 Operations: the relay costs about 13 us of CPU per packet on this machine kind (two thirds of it the recvfrom and
@@ -34,11 +34,11 @@ started: benchmarks/media_relay.py measured full garbage collections pausing the
 
 from sip.media.announcement import Announcement, AnnouncementError
 from sip.media.dtmf import DtmfDigit
-from sip.media.engine import Bridge, LegStats, MediaEngine, MediaError, MediaLeg
+from sip.media.engine import Bridge, LegStats, MediaEngine, MediaError, MediaLeg, MediaQuality
 from sip.media.ports import PortsExhausted
 from sip.media.sdp import Negotiated, SdpError, SdpNegotiationError
 
 __all__ = [
     "Announcement", "AnnouncementError", "Bridge", "DtmfDigit", "LegStats", "MediaEngine", "MediaError", "MediaLeg",
-    "Negotiated", "PortsExhausted", "SdpError", "SdpNegotiationError",
+    "MediaQuality", "Negotiated", "PortsExhausted", "SdpError", "SdpNegotiationError",
 ]

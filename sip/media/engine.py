@@ -94,6 +94,17 @@ class LegStats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MediaQuality:
+    """A leg's receive quality, and what its remote reported (RTCP) of the stream we sent it."""
+
+    packets_received: int
+    packets_lost: int
+    jitter_s: float
+    remote_reported_lost: int | None  # None: the remote sent no report on our stream
+    remote_jitter_s: float | None
+
+
 class _RtcpEndpoint(asyncio.DatagramProtocol):
     """The RTCP port of a leg (RTP port + 1): reads the remote's reports, sends the leg's own."""
 
@@ -403,6 +414,12 @@ class MediaLeg(asyncio.DatagramProtocol):
         elapsed = round((now - peer._last_sent) * g711.SAMPLE_RATE) if peer._last_sent else samples
         self._ts_offset = (peer._last_ts + max(samples, elapsed) - ts) & 0xFFFFFFFF
         self._route_marker = 0x80  # RFC 3551 4.1: marker on the first packet after a discontinuity
+
+    def quality(self) -> MediaQuality:
+        report = self.remote_report
+        return MediaQuality(self.stats.packets_in, self.stats.lost, self.stats.jitter / _SAMPLES_PER_S,
+                            None if report is None else max(0, report.cumulative_lost),
+                            None if report is None else report.jitter / _SAMPLES_PER_S)
 
     # ------------------------------------------------------------ RTCP
 

@@ -95,3 +95,19 @@ def test_lines_per_ready_agent_and_calls_in_flight_follow_the_core():
     assert value(metrics, "dialer_calls_in_flight", campaign="c1") == 5
     assert value(metrics, "dialer_lines_per_ready_agent", campaign="c1") == 2.5
     assert value(metrics, "dialer_agents", state="ready") == 2
+
+
+def test_media_quality_of_ended_legs_is_counted_per_peer():
+    from sip.media.engine import MediaQuality
+
+    metrics = DialerMetrics()
+    metrics.observe_media("carrier-a", MediaQuality(990, 10, 0.004, 3, 0.002))
+    metrics.observe_media("carrier-a", MediaQuality(500, 0, 0.030, None, None))  # no RTCP from the peer
+    metrics.observe_media("agents", MediaQuality(1500, 2, 0.001, 0, 0.001))
+    assert value(metrics, "dialer_rtp_packets_received_total", peer="carrier-a") == 1490
+    assert value(metrics, "dialer_rtp_packets_lost_total", peer="carrier-a") == 10
+    assert value(metrics, "dialer_rtp_packets_lost_by_peer_total", peer="carrier-a") == 3
+    assert value(metrics, "dialer_rtp_packets_lost_total", peer="agents") == 2
+    assert value(metrics, "dialer_rtp_jitter_seconds_count", peer="carrier-a") == 2
+    assert value(metrics, "dialer_rtp_jitter_seconds_bucket", peer="carrier-a", le="0.005") == 1
+    assert value(metrics, "dialer_rtp_jitter_seconds_bucket", peer="carrier-a", le="0.03") == 2

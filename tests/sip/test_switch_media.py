@@ -115,3 +115,29 @@ async def test_hold_and_resume_send_reinvites(world) -> None:  # type: ignore[no
     assert ended.by == "local"
     await asyncio.sleep(0.1)
     assert SessionEnded("remote", "bye") in carrier.session_events
+
+
+async def test_ended_legs_report_their_media_quality_per_trunk_and_for_agents(world) -> None:  # type: ignore[no-untyped-def]
+    switch, carrier, port, callee_rtp, agent_rtp = world
+    ended: list = []
+    switch.on_media_ended = lambda peer, quality: ended.append((peer, quality))
+    callee = await switch.originate("carrier", "+15551230042", "+15550001111", {}, 5)
+    await answered(callee)
+    agent = await switch.call_agent(f"sip:agent9@127.0.0.1:{port}")
+    await answered(agent)
+    for seq in range(20):
+        if seq not in (5, 6, 7):  # three lost on the way from the callee
+            callee_rtp.sendto(rtp_packet(seq, seq * 160), callee.leg.local_address)
+    for seq in range(10):
+        agent_rtp.sendto(rtp_packet(seq, seq * 160, 0x9999), agent.leg.local_address)
+    await asyncio.sleep(0.2)
+    await switch.hangup(callee)
+    await switch.hangup(agent)
+    await asyncio.wait_for(asyncio.gather(callee.done, agent.done), 3)
+    qualities = dict(ended)
+    assert set(qualities) == {"carrier", "agents"}
+    assert (qualities["carrier"].packets_received, qualities["carrier"].packets_lost) == (17, 3)
+    assert (qualities["agents"].packets_received, qualities["agents"].packets_lost) == (10, 0)
+    # sent back to back while the timestamps step 20 ms: the jitter estimate has grown towards 20 ms
+    assert 0.005 < qualities["carrier"].jitter_s < 0.02
+    assert qualities["carrier"].remote_reported_lost is None  # the carrier sent no RTCP
