@@ -474,7 +474,9 @@ class MediaLeg(asyncio.DatagramProtocol):
             expected_interval = expected - stats._expected_prior
             lost_interval = expected_interval - (stats._received - stats._received_prior)
             stats._expected_prior, stats._received_prior = expected, stats._received
-            fraction = min(255, (lost_interval << 8) // expected_interval) if expected_interval > 0 < lost_interval else 0
+            fraction = 0  # RFC 3550 A.3: none when nothing was expected, or duplicates outnumber the losses
+            if expected_interval > 0 and lost_interval > 0:
+                fraction = min(255, (lost_interval << 8) // expected_interval)
             since_sr = int((now - self._last_sr_at) * 65536) if self._last_sr else 0
             blocks = (ReportBlock(self._in_ssrc, fraction, expected - stats._received,
                                   (stats._cycles + stats._max_seq) & 0xFFFFFFFF, int(stats.jitter), self._last_sr,

@@ -63,7 +63,7 @@ def test_any_datagram_parses_or_is_refused_as_rtcp_error(data: bytes) -> None:
         pass
 
 
-async def test_leg_reports_loss_jitter_and_echoes_the_remotes_sender_report(peers) -> None:  # type: ignore[no-untyped-def]
+async def test_leg_reports_loss_jitter_and_echoes_the_remotes_report(peers) -> None:  # type: ignore[no-untyped-def]
     engine = MediaEngine(media_settings(rtcp_interval_s=0.05))
     remote_rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     remote_rtcp.bind(("127.0.0.1", 0))
