@@ -194,7 +194,8 @@ class Store(abc.ABC):
         """Close the agent's open session. Returns False when none was open."""
 
     @abc.abstractmethod
-    async def open_agent_sessions(self) -> list[str]: ...
+    async def open_agent_sessions(self) -> list[str]:
+        """Agents whose session on this node is open (a node logs back in only its own agents at a restart)."""
 
     @abc.abstractmethod
     async def record_disposition(self, call_id: str, agent_id: str, disposition: str, at: datetime) -> None:

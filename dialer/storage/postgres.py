@@ -305,7 +305,7 @@ class PostgresStore(Store):
 
     async def open_agent_sessions(self) -> list[str]:
         records = await self._pool.fetch(
-            "SELECT agent_id FROM agent_sessions WHERE logout_at IS NULL ORDER BY agent_id"
+            "SELECT agent_id FROM agent_sessions WHERE logout_at IS NULL AND node = $1 ORDER BY agent_id", self.node
         )
         return [r["agent_id"] for r in records]
 

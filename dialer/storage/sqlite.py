@@ -400,7 +400,9 @@ class SqliteStore(Store):
             return cursor.rowcount > 0
 
     async def open_agent_sessions(self) -> list[str]:
-        rows = await self._read("SELECT agent_id FROM agent_sessions WHERE logout_at IS NULL ORDER BY agent_id")
+        rows = await self._read(
+            "SELECT agent_id FROM agent_sessions WHERE logout_at IS NULL AND node = ? ORDER BY agent_id", (self.node,)
+        )
         return [r[0] for r in rows]
 
     async def record_disposition(self, call_id: str, agent_id: str, disposition: str, at: datetime) -> None:

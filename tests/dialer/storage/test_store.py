@@ -241,6 +241,17 @@ async def test_agent_sessions_and_dispositions(store: Store):
     assert await store.get_disposition("call-2") is None
 
 
+async def test_each_node_restores_only_its_own_open_agent_sessions(open_test_store):
+    node_a, node_b = await open_test_store("a"), await open_test_store("b")
+    await node_a.agent_login("alice", T0)
+    await node_b.agent_login("bob", T0)
+    assert await node_a.open_agent_sessions() == ["alice"]
+    assert await node_b.open_agent_sessions() == ["bob"]
+    await node_b.agent_login("alice", T0 + timedelta(minutes=5))  # alice moves to node b: her session on a ends
+    assert await node_a.open_agent_sessions() == []
+    assert await node_b.open_agent_sessions() == ["alice", "bob"]
+
+
 async def test_nodes_starting_together_apply_each_migration_once(store_dsn):
     stores = await asyncio.gather(*(open_store(store_dsn, node=f"n{i}") for i in range(3)))
     try:
