@@ -3,7 +3,7 @@ before it: a phone refreshes its registration only as its expiry nears, often an
 
 Expiry is stored as Unix time (the registrar counts on the loop's monotonic clock, which does not survive a
 restart). Writes are synchronous on the loop: REGISTERs are few (one per phone per refresh interval) and one is a
-fraction of a millisecond with SQLite's write-ahead log.
+few hundredths of a millisecond with SQLite's write-ahead log (0.03 ms measured here).
 """
 
 from __future__ import annotations
