@@ -1,9 +1,9 @@
 """The telephony backend the runtime drives.
 
 ``Telephony`` is the part of the SIP ``sip.switch.Switch`` API the runtime uses, so tests can drive the runtime
-with a double (tests/dialer/simulated_telephony.py) as well as the real switch. A call reports its progress as the core's own event types
-(``Ringing``, ``Answered``, ``Failed``, ``Ended``) whose ``call_id`` is the telephony call's id; the
-runtime maps that id to the core's call id.
+with a double (tests/dialer/simulated_telephony.py) as well as the real switch. A call reports its progress as the
+core's own event types (``Ringing``, ``Answered``, ``Failed``, ``Ended``) whose ``call_id`` is the telephony
+call's id; the runtime maps that id to the core's call id.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sip.headers import NameAddr, parse_name_addr
+from sip.registrar import Binding
 from sip.transaction import Address
 
 _SCHEMA = """
@@ -39,6 +40,16 @@ class StoredBinding:
     call_id: str
     cseq: int
     source: Address
+
+    @classmethod
+    def of(cls, binding: Binding, unix_offset: float) -> StoredBinding:
+        """`binding` with its expiry moved from the registrar's clock to Unix time (Unix time minus that clock)."""
+        return cls(binding.user, binding.contact, binding.expires_at + unix_offset, binding.call_id, binding.cseq,
+                   binding.source)
+
+    def binding(self, unix_offset: float) -> Binding:
+        return Binding(self.user, self.contact, self.expires_at_unix - unix_offset, self.call_id, self.cseq,
+                       self.source)
 
 
 class RegistrationStore:

@@ -178,14 +178,12 @@ class Switch:
         """Bindings from before a restart come back; every change is written through. The registrar counts on the
         loop's clock, the store in Unix time."""
         self._registrations = store
-        to_unix = time.time() - self.endpoint.now
-        self.registrar.restore(Binding(b.user, b.contact, b.expires_at_unix - to_unix, b.call_id, b.cseq, b.source)
-                               for b in store.load(time.time()))
+        unix_offset = time.time() - self.endpoint.now
+        self.registrar.restore(b.binding(unix_offset) for b in store.load(time.time()))
 
         def write_through(user: str, bindings: list[Binding]) -> None:
             offset = time.time() - self.endpoint.now
-            store.replace(user, [StoredBinding(b.user, b.contact, b.expires_at + offset, b.call_id, b.cseq, b.source)
-                                 for b in bindings])
+            store.replace(user, [StoredBinding.of(b, offset) for b in bindings])
 
         self.registrar.on_change = write_through
 

@@ -24,8 +24,9 @@ Symmetric RTP: each leg sends to the source address of the first RTP packet it r
 and to the SDP address until then. RTCP is terminated per leg (RFC 3550): every `rtcp_interval_s` (randomised) a
 leg sends its remote an SR or RR on the stream it receives (loss, jitter, LSR/DLSR) with an SDES CNAME, to the
 address the remote's own RTCP comes from or else RTP port + 1, and a BYE when released; `leg.remote_report` holds
-what the remote last reported on our stream, and `leg.quality()` sums up both directions (MediaQuality). Every leg sends with its own SSRC; sequence numbers and timestamps continue
-across re-bridging, playback and DTMF. PCMU<->PCMA is transcoded when the bridged legs negotiated different laws.
+what the remote last reported on our stream, and `leg.quality()` sums up both directions (MediaQuality).
+Every leg sends with its own SSRC; sequence numbers and timestamps continue across re-bridging, playback and DTMF.
+PCMU<->PCMA is transcoded when the bridged legs negotiated different laws.
 
 Operations: the relay costs about 13 us of CPU per packet on this machine kind (two thirds of it the recvfrom and
 sendto system calls), i.e. 0.4 core for 300 bridged, recorded calls. Call `gc.freeze()` once the process has

@@ -8,16 +8,11 @@ import socket
 from pathlib import Path
 
 from sip.message import parse_message
-from sip.registrar import Binding, Registrar
+from sip.registrar import Registrar
 from sip.registrations import RegistrationStore, StoredBinding
 from sip.settings import RtpSettings, SipSettings
 from sip.switch import AgentCredentials, Switch
 from tests.sip.test_auth_registrar import PHONE, authorised, register
-
-
-def _stored(binding: Binding, offset: float) -> StoredBinding:
-    return StoredBinding(binding.user, binding.contact, binding.expires_at + offset, binding.call_id, binding.cseq,
-                         binding.source)
 
 
 def registered(registrar: Registrar, now: float, **kwargs) -> int:
@@ -29,7 +24,7 @@ def test_bindings_are_written_through_and_restored(tmp_path: Path) -> None:
     store = RegistrationStore(tmp_path / "registrations.db")
     registrar = Registrar("dialer", {"agent7": "s3cret"})
     registrar.on_change = lambda user, bindings: store.replace(user, [
-        _stored(b, offset=1000.0) for b in bindings])
+        StoredBinding.of(b, 1000.0) for b in bindings])
     assert registered(registrar, 10.0, contact="<sip:agent7@192.0.2.50:5062>", expires="600") == 200
     assert registered(registrar, 11.0, contact="<sip:agent7@192.0.2.51:5070;transport=tcp>", expires="120",
                       call_id="reg-2") == 200
@@ -49,7 +44,7 @@ def test_bindings_are_written_through_and_restored(tmp_path: Path) -> None:
 def test_unregister_removes_the_kept_binding(tmp_path: Path) -> None:
     store = RegistrationStore(tmp_path / "registrations.db")
     registrar = Registrar("dialer", {"agent7": "s3cret"})
-    registrar.on_change = lambda user, bindings: store.replace(user, [_stored(b, offset=0.0) for b in bindings])
+    registrar.on_change = lambda user, bindings: store.replace(user, [StoredBinding.of(b, 0.0) for b in bindings])
     assert registered(registrar, 10.0, expires="600") == 200
     assert len(store.load(now_unix=20.0)) == 1
     assert registered(registrar, 12.0, expires="0", cseq=2) == 200
